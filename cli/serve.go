@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latch-dev/latch/server"
+)
+
+type serveOptions struct {
+	Addr, DB, SecretKeyFile, Issuer string
+	Dev, InsecureHTTP, BehindProxy  bool
+	TLSCert, TLSKey                 string
+	AccessTTL, RefreshTTL           time.Duration
+	SessionMax, ReuseGrace          time.Duration
+	RateIP, RateAccount             int
+	LogFormat, LogLevel             string
+
+	// ready, when set, is told the address the server listens on.
+	ready func(addr string)
+}
+
+func newServeCmd(runF func(context.Context, *serveOptions) error) *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the latch auth backend (account API)",
+		Long: `Run the compatible auth backend: register, login by username or email,
+refresh with rotation and reuse detection, logout and sessions, over SQLite.
+
+Binding an address other than loopback needs TLS (--tls-cert/--tls-key), or
+--insecure-http when a TLS-terminating proxy stands in front.`,
+		Example: `  latch serve --dev
+  latch serve --addr 127.0.0.1:8080 --db ./latch.db
+  latch serve --addr :443 --tls-cert cert.pem --tls-key key.pem --issuer https://auth.example.com`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return serveRun(cmd.Context(), o, cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&o.DB, "db", "", "SQLite database file (default in the user's data directory)")
+	f.StringVar(&o.SecretKeyFile, "secret-key-file", "", "file holding the server key that seals secrets at rest, created 0600 if missing (default beside the database)")
+	f.StringVar(&o.Issuer, "issuer", "", "public URL of this server, used as token issuer (default from --addr)")
+	f.BoolVar(&o.Dev, "dev", false, "development mode: in-memory database, loopback only")
+	f.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate file (PEM)")
+	f.StringVar(&o.TLSKey, "tls-key", "", "TLS private key file (PEM)")
+	f.BoolVar(&o.InsecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (behind a TLS proxy)")
+	f.BoolVar(&o.BehindProxy, "behind-proxy", false, "take client IPs from the last X-Forwarded-For hop (only behind a proxy you run)")
+	f.DurationVar(&o.AccessTTL, "access-ttl", server.DefaultAccessTTL, "access-token lifetime")
+	f.DurationVar(&o.RefreshTTL, "refresh-ttl", server.DefaultRefreshTTL, "sliding idle lifetime of a session")
+	f.DurationVar(&o.SessionMax, "session-max", server.DefaultSessionMax, "absolute lifetime of a session")
+	f.DurationVar(&o.ReuseGrace, "reuse-grace", server.DefaultReuseGrace, "window in which a rotated refresh token may be retried")
+	f.IntVar(&o.RateIP, "rate-ip", server.DefaultRateIP, "register/login/refresh requests per minute per client IP (0 disables)")
+	f.IntVar(&o.RateAccount, "rate-account", server.DefaultRateAccount, "register/login/refresh requests per minute per account (0 disables)")
+	f.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func serveRun(ctx context.Context, o *serveOptions, stderr io.Writer) error {
+	logger, err := newLogger(stderr, o.LogFormat, o.LogLevel)
+	if err != nil {
+		return err
+	}
+	tls := o.TLSCert != "" || o.TLSKey != ""
+	if tls && (o.TLSCert == "" || o.TLSKey == "") {
+		return usagef("--tls-cert and --tls-key go together")
+	}
+	loopback, err := isLoopbackAddr(o.Addr)
+	if err != nil {
+		return usagef("--addr %q: %v", o.Addr, err)
+	}
+	if o.Dev && !loopback {
+		return usagef("--dev serves only on loopback (127.0.0.1 or ::1), not %q", o.Addr)
+	}
+	if !loopback && !tls && !o.InsecureHTTP {
+		return usagef("refusing plain HTTP on %q, which is not loopback: give --tls-cert and --tls-key, or --insecure-http behind a TLS proxy", o.Addr)
+	}
+
+	cfg := server.Config{
+		Issuer: o.Issuer, AccessTTL: o.AccessTTL, RefreshTTL: o.RefreshTTL,
+		SessionMax: o.SessionMax, ReuseGrace: o.ReuseGrace,
+		RateIP: disableZero(o.RateIP), RateAccount: disableZero(o.RateAccount),
+		BehindProxy: o.BehindProxy, Logger: logger,
+	}
+	if o.Dev {
+		cfg.DBPath = server.MemoryDB
+		cfg.SecretKey = make([]byte, 32)
+		rand.Read(cfg.SecretKey)
+	} else {
+		cfg.DBPath = o.DB
+		if cfg.DBPath == "" {
+			dir, err := dataDir()
+			if err != nil {
+				return err
+			}
+			cfg.DBPath = filepath.Join(dir, "latch.db")
+		}
+		keyFile := o.SecretKeyFile
+		if keyFile == "" {
+			keyFile = filepath.Join(filepath.Dir(cfg.DBPath), "secret.key")
+		}
+		if cfg.SecretKey, err = server.LoadSecretKey(keyFile); err != nil {
+			return err
+		}
+	}
+
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.Addr, err)
+	}
+	defer ln.Close()
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	if cfg.Issuer == "" {
+		cfg.Issuer = scheme + "://" + ln.Addr().String()
+	}
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	url := scheme + "://" + ln.Addr().String()
+	if o.Dev {
+		fmt.Fprintf(stderr, "\n  latch serve --dev: a throwaway backend with an in-memory database.\n"+
+			"  Everything is lost when it stops (Ctrl-C).\n\n  Listening on %s\n  Try: curl %s/auth/config\n\n", url, url)
+	}
+	logger.Info("listening", "url", url, "issuer", cfg.Issuer, "db", cfg.DBPath)
+	if o.ready != nil {
+		o.ready(ln.Addr().String())
+	}
+	return srv.Serve(ctx, ln, o.TLSCert, o.TLSKey)
+}
+
+// disableZero maps the flag's 0 ("disabled") to the config's negative.
+func disableZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+func isLoopbackAddr(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, err
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}
+
+// dataDir is where the server keeps its database: $LATCH_HOME/server, else
+// $XDG_DATA_HOME/latch, else the platform's per-user data directory.
+func dataDir() (string, error) {
+	if h := os.Getenv("LATCH_HOME"); h != "" {
+		return filepath.Join(h, "server"), nil
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "latch"), nil
+	}
+	if runtime.GOOS == "linux" || runtime.GOOS == "freebsd" || runtime.GOOS == "openbsd" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		return filepath.Join(home, ".local", "share", "latch"), nil
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", errors.New("no data directory: set --db or LATCH_HOME")
+	}
+	return filepath.Join(dir, "latch"), nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usagef("--log-format %q: use text or json", format)
+}

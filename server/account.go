@@ -1,0 +1,375 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// mfaChallengeTTL is how long the mfa_token of a login is good for.
+const mfaChallengeTTL = 5 * time.Minute
+
+func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {
+	p := s.policy
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":   s.cfg.Issuer,
+		"jwks_uri": s.cfg.Issuer + "/auth/jwks.json",
+		"username": map[string]any{"min_length": p.UsernameMin, "max_length": p.UsernameMax, "pattern": usernamePattern},
+		"email":    map[string]any{"max_length": p.EmailMax},
+		"password": map[string]any{"min_length": p.PasswordMin, "max_length": p.PasswordMax,
+			"min_score": p.PasswordMinScore, "forbid_username": true},
+		"mfa_methods":       []string{},
+		"access_token_ttl":  int(s.cfg.AccessTTL / time.Second),
+		"refresh_token_ttl": int(s.cfg.RefreshTTL / time.Second),
+		"session_max_age":   int(s.cfg.SessionMax / time.Second),
+		"reuse_grace":       int(s.cfg.ReuseGrace / time.Second),
+	})
+}
+
+// limit applies the per-IP and per-account limits of one endpoint.
+func (s *Server) limit(r *http.Request, endpoint, account string) error {
+	if ok, d := s.ipLimit.allow(endpoint + "|" + s.clientIP(r)); !ok {
+		return rateLimited(retrySeconds(d))
+	}
+	if account != "" {
+		if ok, d := s.acctLimit.allow(endpoint + "|" + account); !ok {
+			return rateLimited(retrySeconds(d))
+		}
+	}
+	return nil
+}
+
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	var req struct{ Username, Email, Password string }
+	if err := decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.limit(r, "register", strings.ToLower(req.Email)); err != nil {
+		s.metrics.registrations.inc("limited")
+		s.writeError(w, r, err)
+		return
+	}
+	errs := fieldErrors{}
+	s.policy.checkUsername(req.Username, errs)
+	s.policy.checkEmail(req.Email, errs)
+	s.policy.checkPassword("password", req.Password, req.Username, req.Email, errs)
+	if len(errs) > 0 {
+		s.metrics.registrations.inc("invalid")
+		s.writeError(w, r, validationProblem(errs))
+		return
+	}
+	// Answer a taken name before spending a hash on it; the unique index
+	// still decides races.
+	if errs := s.taken(r.Context(), req.Username, req.Email); len(errs) > 0 {
+		s.metrics.registrations.inc("conflict")
+		s.writeError(w, r, conflict(errs))
+		return
+	}
+	hash, err := s.hasher.Hash(r.Context(), req.Password)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var id int64
+	now := s.now().Unix()
+	err = s.st.tx(r.Context(), func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(r.Context(),
+			"INSERT INTO users (username, email, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+			req.Username, req.Email, hash, now, now)
+		if err != nil {
+			return err
+		}
+		id, err = res.LastInsertId()
+		return err
+	})
+	if col := uniqueViolation(err); col != "" {
+		s.metrics.registrations.inc("conflict")
+		s.writeError(w, r, conflict(fieldErrors{col: "is already taken"}))
+		return
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.metrics.registrations.inc("ok")
+	s.log.Info("user registered", "user_id", id)
+	writeJSON(w, http.StatusCreated, map[string]int64{"user_id": id})
+}
+
+func (s *Server) taken(ctx context.Context, username, email string) fieldErrors {
+	errs := fieldErrors{}
+	var n int
+	if s.st.db.QueryRowContext(ctx, "SELECT count(*) FROM users WHERE username = ?", username).Scan(&n) == nil && n > 0 {
+		errs["username"] = "is already taken"
+	}
+	if s.st.db.QueryRowContext(ctx, "SELECT count(*) FROM users WHERE email = ?", email).Scan(&n) == nil && n > 0 {
+		errs["email"] = "is already registered"
+	}
+	return errs
+}
+
+func conflict(errs fieldErrors) *problem {
+	p := newProblem(http.StatusConflict, probConflict, "Already registered",
+		"An account with this username or email already exists.")
+	p.Errors = errs
+	return p
+}
+
+var errCredentials = newProblem(http.StatusUnauthorized, probCredentials, "Invalid credentials",
+	"The username, email or password is wrong.")
+
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	var req struct{ Identifier, Password string }
+	if err := decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	errs := fieldErrors{}
+	if req.Identifier == "" {
+		errs["identifier"] = "is required"
+	}
+	if req.Password == "" {
+		errs["password"] = "is required"
+	}
+	if len(errs) > 0 {
+		s.writeError(w, r, validationProblem(errs))
+		return
+	}
+	ident := "id:" + strings.ToLower(req.Identifier)
+	if err := s.limit(r, "login", ident); err != nil {
+		s.metrics.logins.inc("limited")
+		s.writeError(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	var (
+		uid  int64
+		hash string
+		mfa  bool
+	)
+	err := s.st.db.QueryRowContext(ctx,
+		"SELECT id, password_hash, mfa_enabled FROM users WHERE username = ? OR email = ?",
+		req.Identifier, req.Identifier).Scan(&uid, &hash, &mfa)
+	// Back off per identifier and, for a known user, per account, so that
+	// alternating username and email does not double the attempts. Unknown
+	// and known identifiers back off alike.
+	acct := "uid:" + strconv.FormatInt(uid, 10)
+	if d := max(s.backoff.wait(ident), s.backoff.wait(acct)); d > 0 {
+		s.metrics.logins.inc("limited")
+		s.writeError(w, r, rateLimited(retrySeconds(d)))
+		return
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		s.hasher.VerifyDummy(ctx, req.Password)
+		s.backoff.fail(ident)
+		s.metrics.logins.inc("failed")
+		s.writeError(w, r, errCredentials)
+		return
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, hash, req.Password)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !ok {
+		s.backoff.fail(ident)
+		s.backoff.fail(acct)
+		s.metrics.logins.inc("failed")
+		s.log.Info("login failed", "user_id", uid)
+		s.writeError(w, r, errCredentials)
+		return
+	}
+	s.backoff.succeed(ident)
+	s.backoff.succeed(acct)
+	if rehash {
+		s.upgradeHash(ctx, uid, req.Password)
+	}
+	if mfa {
+		tok, err := s.newMFAChallenge(ctx, uid, r.UserAgent())
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.metrics.logins.inc("mfa_required")
+		writeJSON(w, http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": tok, "mfa_methods": []string{"totp", "backup_code"}})
+		return
+	}
+	var sess *session
+	err = s.st.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		sess, err = s.startSession(ctx, tx, uid, r.UserAgent())
+		return err
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.respondTokens(w, r, sess)
+	s.metrics.logins.inc("ok")
+	s.log.Info("login", "user_id", uid, "session", sess.ID)
+}
+
+// upgradeHash replaces a bcrypt hash or an argon2id hash of old parameters
+// after a successful login. A failure is logged: the login still stands.
+func (s *Server) upgradeHash(ctx context.Context, uid int64, password string) {
+	hash, err := s.hasher.Hash(ctx, password)
+	if err == nil {
+		err = s.st.tx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, "UPDATE users SET password_hash = ? WHERE id = ?", hash, uid)
+			return err
+		})
+	}
+	if err != nil {
+		s.log.Warn("password rehash failed", "user_id", uid, "err", err)
+		return
+	}
+	s.log.Info("password hash upgraded", "user_id", uid)
+}
+
+// newMFAChallenge records the first factor as passed and returns the token
+// the second step must present.
+func (s *Server) newMFAChallenge(ctx context.Context, uid int64, ua string) (string, error) {
+	b := make([]byte, 32)
+	rand.Read(b)
+	tok := "lmfa_" + base64.RawURLEncoding.EncodeToString(b)
+	now := s.now()
+	err := s.st.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			"INSERT INTO mfa_challenges (hash, user_id, created_at, expires_at, user_agent) VALUES (?, ?, ?, ?, ?)",
+			hashToken(tok), uid, now.Unix(), now.Add(mfaChallengeTTL).Unix(), truncate(ua, 200))
+		return err
+	})
+	return tok, err
+}
+
+func (s *Server) respondTokens(w http.ResponseWriter, r *http.Request, sess *session) {
+	p, err := s.pair(sess)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+type user struct {
+	ID         int64     `json:"id"`
+	Username   string    `json:"username"`
+	Email      string    `json:"email"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	MFAEnabled bool      `json:"mfa_enabled"`
+}
+
+func (s *Server) loadUser(ctx context.Context, uid int64) (*user, error) {
+	var u user
+	var created, updated int64
+	err := s.st.db.QueryRowContext(ctx,
+		"SELECT id, username, email, created_at, updated_at, mfa_enabled FROM users WHERE id = ?", uid).
+		Scan(&u.ID, &u.Username, &u.Email, &created, &updated, &u.MFAEnabled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errUnauthorized
+	}
+	if err != nil {
+		return nil, err
+	}
+	u.CreatedAt, u.UpdatedAt = time.Unix(created, 0).UTC(), time.Unix(updated, 0).UTC()
+	return &u, nil
+}
+
+func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, a *auth) {
+	u, err := s.loadUser(r.Context(), a.UserID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
+}
+
+func (s *Server) handleProtected(w http.ResponseWriter, r *http.Request, a *auth) {
+	u, err := s.loadUser(r.Context(), a.UserID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"logged_in_as": u.Username})
+}
+
+func (s *Server) handlePassword(w http.ResponseWriter, r *http.Request, a *auth) {
+	var req struct {
+		Current string `json:"current_password"`
+		New     string `json:"new_password"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.limit(r, "password", "uid:"+strconv.FormatInt(a.UserID, 10)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ctx := r.Context()
+	u, err := s.loadUser(ctx, a.UserID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	errs := fieldErrors{}
+	if req.Current == "" {
+		errs["current_password"] = "is required"
+	}
+	s.policy.checkPassword("new_password", req.New, u.Username, u.Email, errs)
+	if _, bad := errs["new_password"]; !bad && req.New == req.Current {
+		errs["new_password"] = "must differ from the current password"
+	}
+	if len(errs) > 0 {
+		s.writeError(w, r, validationProblem(errs))
+		return
+	}
+	var hash string
+	if err := s.st.db.QueryRowContext(ctx, "SELECT password_hash FROM users WHERE id = ?", a.UserID).Scan(&hash); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ok, _, err := s.hasher.Verify(ctx, hash, req.Current)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !ok {
+		s.writeError(w, r, newProblem(http.StatusUnauthorized, probCredentials, "Invalid credentials",
+			"The current password is wrong."))
+		return
+	}
+	newHash, err := s.hasher.Hash(ctx, req.New)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	now := s.now().Unix()
+	err = s.st.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+			newHash, now, a.UserID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = 'password'
+			WHERE user_id = ? AND id != ? AND revoked_at IS NULL`, now, a.UserID, a.SessionID)
+		return err
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.log.Info("password changed", "user_id", a.UserID)
+	w.WriteHeader(http.StatusNoContent)
+}

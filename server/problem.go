@@ -1,0 +1,138 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+)
+
+// Problem types (RFC 9457). Clients act on these, so they never change.
+const (
+	probValidation     = "urn:latch:problem:validation"
+	probMalformed      = "urn:latch:problem:malformed-request"
+	probMediaType      = "urn:latch:problem:unsupported-media-type"
+	probTooLarge       = "urn:latch:problem:body-too-large"
+	probConflict       = "urn:latch:problem:conflict"
+	probCredentials    = "urn:latch:problem:invalid-credentials"
+	probTokenReused    = "urn:latch:problem:token-reused"
+	probInvalidRefresh = "urn:latch:problem:invalid-refresh-token"
+	probUnauthorized   = "urn:latch:problem:unauthorized"
+	probRateLimited    = "urn:latch:problem:rate-limited"
+	probNotFound       = "urn:latch:problem:not-found"
+	probUnavailable    = "urn:latch:problem:unavailable"
+	probInternal       = "urn:latch:problem:internal"
+)
+
+// maxBody is the largest request body accepted.
+const maxBody = 64 << 10
+
+type problem struct {
+	Type       string      `json:"type"`
+	Title      string      `json:"title"`
+	Status     int         `json:"status"`
+	Detail     string      `json:"detail,omitempty"`
+	Errors     fieldErrors `json:"errors,omitempty"`
+	RetryAfter int         `json:"retry_after,omitempty"`
+}
+
+func (p *problem) Error() string { return p.Title + ": " + p.Detail }
+
+func newProblem(status int, typ, title, detail string) *problem {
+	return &problem{Type: typ, Title: title, Status: status, Detail: detail}
+}
+
+func validationProblem(errs fieldErrors) *problem {
+	p := newProblem(http.StatusBadRequest, probValidation, "Invalid input", "One or more fields are invalid.")
+	p.Errors = errs
+	return p
+}
+
+func rateLimited(retry int) *problem {
+	p := newProblem(http.StatusTooManyRequests, probRateLimited, "Too many requests",
+		"Too many attempts. Wait before trying again.")
+	p.RetryAfter = max(retry, 1)
+	return p
+}
+
+var errUnauthorized = newProblem(http.StatusUnauthorized, probUnauthorized, "Unauthorized",
+	"A valid access token is required: log in again or refresh the token.")
+
+// writeJSON answers with a JSON document.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers with a problem document. Errors that are not problems
+// are logged and hidden behind a 500: their text may say more than a client
+// should see.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var p *problem
+	if !errors.As(err, &p) {
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		p = newProblem(http.StatusInternalServerError, probInternal, "Internal error",
+			"The server failed to handle the request; it has been logged.")
+	}
+	h := w.Header()
+	if p.Status == http.StatusUnauthorized && p.Type == probUnauthorized {
+		h.Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
+	if p.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(p.RetryAfter))
+	}
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p)
+}
+
+// decode reads a JSON request body into v: application/json only, at most
+// maxBody bytes, exactly one JSON value.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return newProblem(http.StatusUnsupportedMediaType, probMediaType, "Unsupported media type",
+			"Send the request body as application/json.")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return newProblem(http.StatusRequestEntityTooLarge, probTooLarge, "Request body too large",
+				"The request body must be at most 64 KiB.")
+		}
+		return newProblem(http.StatusBadRequest, probMalformed, "Malformed request",
+			"The request body is not a valid JSON object of the expected shape: "+jsonErrorDetail(err))
+	}
+	if dec.More() {
+		return newProblem(http.StatusBadRequest, probMalformed, "Malformed request",
+			"The request body must hold exactly one JSON object.")
+	}
+	return nil
+}
+
+// jsonErrorDetail describes a decoding error without echoing the input,
+// which may hold a password.
+func jsonErrorDetail(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return "syntax error at byte " + strconv.FormatInt(syn.Offset, 10)
+	case errors.As(err, &typ):
+		return "field " + strconv.Quote(typ.Field) + " must be " + typ.Type.String()
+	case err.Error() == "EOF":
+		return "the body is empty"
+	}
+	return "unexpected end of input"
+}
+
+// logAttrs is the request context that log lines carry; never a body.
+func logAttrs(r *http.Request) []any {
+	return []any{slog.String("method", r.Method), slog.String("path", r.URL.Path)}
+}

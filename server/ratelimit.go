@@ -1,0 +1,140 @@
+package server
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// limiter is a set of token buckets keyed by a string (an IP, an account),
+// each refilling at perMinute with a burst of half that. A perMinute of
+// zero disables it. Idle buckets are dropped by sweep.
+type limiter struct {
+	mu        sync.Mutex
+	perMinute int
+	now       func() time.Time
+	buckets   map[string]*bucket
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+func newLimiter(perMinute int, now func() time.Time) *limiter {
+	return &limiter{perMinute: perMinute, now: now, buckets: map[string]*bucket{}}
+}
+
+// allow takes one token for key, or says how long until one is available.
+func (l *limiter) allow(key string) (ok bool, retry time.Duration) {
+	if l == nil || l.perMinute <= 0 {
+		return true, 0
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		b = &bucket{lim: rate.NewLimiter(rate.Limit(float64(l.perMinute)/60), max(l.perMinute/2, 1))}
+		l.buckets[key] = b
+	}
+	b.seen = now
+	r := b.lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+func (l *limiter) sweep(idle time.Duration) {
+	if l == nil {
+		return
+	}
+	cut := l.now().Add(-idle)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, b := range l.buckets {
+		if b.seen.Before(cut) {
+			delete(l.buckets, k)
+		}
+	}
+}
+
+// backoff locks an account out for exponentially longer after repeated
+// failed logins: after freeFailures failures in a row, 1 s, then 2 s, 4 s …
+// up to maxBackoff. A success clears it.
+type backoff struct {
+	mu       sync.Mutex
+	now      func() time.Time
+	failures map[string]*failState
+}
+
+type failState struct {
+	n     int
+	until time.Time
+	last  time.Time
+}
+
+const (
+	freeFailures = 5
+	maxBackoff   = 15 * time.Minute
+)
+
+func newBackoff(now func() time.Time) *backoff {
+	return &backoff{now: now, failures: map[string]*failState{}}
+}
+
+// wait returns how long key must still wait before its next attempt.
+func (b *backoff) wait(key string) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f := b.failures[key]; f != nil {
+		if d := f.until.Sub(b.now()); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+func (b *backoff) fail(key string) {
+	now := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f := b.failures[key]
+	if f == nil {
+		f = &failState{}
+		b.failures[key] = f
+	}
+	f.n++
+	f.last = now
+	if over := f.n - freeFailures; over > 0 {
+		d := time.Duration(math.Min(float64(time.Second)*math.Pow(2, float64(over-1)), float64(maxBackoff)))
+		f.until = now.Add(d)
+	}
+}
+
+func (b *backoff) succeed(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.failures, key)
+}
+
+// sweep forgets failures older than a day of quiet.
+func (b *backoff) sweep() {
+	cut := b.now().Add(-24 * time.Hour)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, f := range b.failures {
+		if f.last.Before(cut) && f.until.Before(b.now()) {
+			delete(b.failures, k)
+		}
+	}
+}
+
+// retrySeconds rounds a wait up to whole seconds for Retry-After.
+func retrySeconds(d time.Duration) int {
+	return int(math.Ceil(d.Seconds()))
+}

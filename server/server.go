@@ -1,0 +1,287 @@
+// Package server is the compatible auth backend behind `latch serve`: the
+// account API (register, login, refresh with rotation and reuse detection,
+// logout, sessions) over SQLite, with rate limits and metrics.
+//
+// It owns its database and its signing keys. It must never write a password,
+// a token or a key to a log, and never store a refresh token in a form that
+// can be used (only hashes, and the grace-window successor sealed with the
+// server key).
+package server
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Config is what `latch serve` is started with. Zero durations and limits
+// take the documented defaults.
+type Config struct {
+	DBPath     string        // SQLite file, or MemoryDB
+	Issuer     string        // iss and aud of access tokens; the server's public URL
+	AccessTTL  time.Duration // access-token lifetime (15m)
+	RefreshTTL time.Duration // sliding idle lifetime of a session (7 days)
+	SessionMax time.Duration // absolute lifetime of a session (30 days)
+	ReuseGrace time.Duration // how long a rotated token may be retried (10s)
+	SecretKey  []byte        // 32 bytes: seals secrets at rest
+
+	// Requests per minute per client IP, and per account, on register, login
+	// and refresh. Negative disables a limit; zero takes the default.
+	RateIP, RateAccount int
+	// BehindProxy takes the client IP from the last X-Forwarded-For hop.
+	BehindProxy bool
+
+	Logger *slog.Logger
+	Now    func() time.Time
+
+	argon *argonParams // tests lower the hashing cost
+}
+
+// Defaults, also shown by `latch serve --help`.
+const (
+	DefaultAccessTTL   = 15 * time.Minute
+	DefaultRefreshTTL  = 7 * 24 * time.Hour
+	DefaultSessionMax  = 30 * 24 * time.Hour
+	DefaultReuseGrace  = 10 * time.Second
+	DefaultRateIP      = 60
+	DefaultRateAccount = 10
+)
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.AccessTTL, DefaultAccessTTL)
+	def(&c.RefreshTTL, DefaultRefreshTTL)
+	def(&c.SessionMax, DefaultSessionMax)
+	def(&c.ReuseGrace, DefaultReuseGrace)
+	if c.RateIP == 0 {
+		c.RateIP = DefaultRateIP
+	}
+	if c.RateAccount == 0 {
+		c.RateAccount = DefaultRateAccount
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.DBPath == "" {
+		c.DBPath = MemoryDB
+	}
+	c.Issuer = strings.TrimRight(c.Issuer, "/")
+}
+
+// Server is the account API. Create it with New, serve Handler, Close it.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	st      *store
+	keys    *keySet
+	sealer  *sealer
+	hasher  *hasher
+	policy  policy
+	metrics *metrics
+
+	ipLimit, acctLimit *limiter
+	backoff            *backoff
+	mux                *http.ServeMux
+}
+
+// New opens the database (creating and migrating it as needed) and loads or
+// creates the signing key.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if cfg.Issuer == "" {
+		return nil, errors.New("an issuer URL is required")
+	}
+	if len(cfg.SecretKey) != 32 {
+		return nil, errors.New("the secret key must be 32 bytes")
+	}
+	st, err := openStore(ctx, cfg.DBPath)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, st: st, policy: defaultPolicy, metrics: newMetrics()}
+	if s.keys, err = loadKeys(ctx, st, s.now()); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if s.sealer, err = newSealer(cfg.SecretKey); err != nil {
+		st.Close()
+		return nil, err
+	}
+	params := defaultArgon
+	if cfg.argon != nil {
+		params = *cfg.argon
+	}
+	s.hasher = newHasher(params)
+	s.ipLimit = newLimiter(cfg.RateIP, s.now)
+	s.acctLimit = newLimiter(cfg.RateAccount, s.now)
+	s.backoff = newBackoff(s.now)
+	s.mux = http.NewServeMux()
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.method+" "+rt.path, rt.h)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Server) Close() error { return s.st.Close() }
+
+type route struct {
+	method, path string
+	h            http.Handler
+}
+
+//go:embed openapi.yaml
+var openapiDoc []byte
+
+// routes is every endpoint the server answers; the OpenAPI test walks it.
+func (s *Server) routes() []route {
+	fn := func(f http.HandlerFunc) http.Handler { return f }
+	return []route{
+		{"GET", "/auth/config", fn(s.handleConfig)},
+		{"POST", "/auth/register", fn(s.handleRegister)},
+		{"POST", "/auth/login", fn(s.handleLogin)},
+		{"POST", "/auth/refresh", fn(s.handleRefresh)},
+		{"POST", "/auth/logout", fn(s.handleLogout)},
+		{"GET", "/auth/me", s.authed(s.handleMe)},
+		{"GET", "/auth/protected", s.authed(s.handleProtected)},
+		{"GET", "/auth/sessions", s.authed(s.handleSessions)},
+		{"DELETE", "/auth/sessions/{id}", s.authed(s.handleRevokeSession)},
+		{"POST", "/auth/password", s.authed(s.handlePassword)},
+		{"GET", "/auth/jwks.json", fn(s.handleJWKS)},
+		{"GET", "/.well-known/jwks.json", fn(s.handleJWKS)},
+		{"GET", "/healthz", fn(s.handleHealth)},
+		{"GET", "/metrics", fn(s.metrics.serveHTTP)},
+		{"GET", "/openapi.yaml", fn(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/yaml")
+			w.Write(openapiDoc)
+		})},
+	}
+}
+
+// Handler is the HTTP interface, with logging, metrics and panic recovery.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		h := rec.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.writeError(rec, r, fmt.Errorf("panic: %v", v))
+			}
+			s.metrics.requests.inc(fmt.Sprintf("%dxx", min(max(rec.status/100, 1), 5)))
+			// The path only: query strings may carry codes or tokens.
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Int("status", rec.status), slog.String("ip", s.clientIP(r)),
+				slog.Duration("took", time.Since(start)))
+		}()
+		s.mux.ServeHTTP(rec, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// clientIP is the address rate limits are keyed on.
+func (s *Server) clientIP(r *http.Request) string {
+	if s.cfg.BehindProxy {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			hops := strings.Split(xff, ",")
+			return strings.TrimSpace(hops[len(hops)-1])
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Serve answers on ln until ctx ends, then shuts down gracefully, giving
+// requests in flight up to 10 s. With certFile and keyFile it serves TLS.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, certFile, keyFile string) error {
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go s.janitor(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		if certFile != "" {
+			errc <- hs.ServeTLS(ln, certFile, keyFile)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// janitor clears sealed successors once their grace window is over, drops
+// ended sessions and forgets idle rate-limit state, once a minute.
+func (s *Server) janitor(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("janitor", "err", err)
+			}
+		}
+	}
+}

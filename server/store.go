@@ -1,0 +1,141 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// store is the SQLite database behind the server. Writes go through tx, which
+// serializes them in this process (a mutex, so writers queue without polling)
+// and across processes (BEGIN IMMEDIATE takes the write lock up front).
+type store struct {
+	db      *sql.DB
+	writeMu sync.Mutex
+}
+
+// MemoryDB is the --db value for a throwaway in-memory database.
+const MemoryDB = ":memory:"
+
+func openStore(ctx context.Context, path string) (*store, error) {
+	var dsn string
+	if path == MemoryDB {
+		// Every connection to ":memory:" is a database of its own, so an
+		// in-memory store has exactly one connection.
+		dsn = "file::memory:?_txlock=immediate&_pragma=foreign_keys(1)"
+	} else {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create database directory: %w", err)
+		}
+		// Create the file 0600 before SQLite does, so it is never world-readable.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+		f.Close()
+		q := url.Values{}
+		q.Set("_txlock", "immediate")
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Add("_pragma", "busy_timeout(10000)")
+		dsn = "file:" + path + "?" + q.Encode()
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if path == MemoryDB {
+		db.SetMaxOpenConns(1)
+	} else {
+		db.SetMaxOpenConns(8)
+		db.SetMaxIdleConns(8)
+	}
+	s := &store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *store) Close() error { return s.db.Close() }
+
+// migrate applies the embedded migrations not yet recorded in user_version,
+// each in its own transaction.
+func (s *store) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	var version int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(names) {
+		return fmt.Errorf("database schema version %d is newer than this latch (%d): upgrade latch", version, len(names))
+	}
+	for i := version; i < len(names); i++ {
+		body, err := migrations.ReadFile(names[i])
+		if err != nil {
+			return err
+		}
+		err = s.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", filepath.Base(names[i]), err)
+		}
+	}
+	return nil
+}
+
+// tx runs fn in a write transaction. fn must use only tx, never s.db: with the
+// single connection of an in-memory store that would deadlock.
+func (s *store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// uniqueViolation reports which column a UNIQUE constraint failure was about
+// ("username", "email"), or "" when err is something else.
+func uniqueViolation(err error) string {
+	var se *sqlite.Error
+	if !errors.As(err, &se) || se.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+		return ""
+	}
+	msg := se.Error()
+	if i := strings.LastIndex(msg, "."); i >= 0 {
+		return strings.TrimRight(msg[i+1:], ")")
+	}
+	return "unknown"
+}
