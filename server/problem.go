@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
@@ -73,6 +72,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // should see.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var p *problem
+	if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
+		// The client went away (or the server is shutting down): nobody
+		// reads the answer, and it is not a server fault.
+		s.log.DebugContext(r.Context(), "request abandoned", "method", r.Method, "path", r.URL.Path)
+		w.WriteHeader(499)
+		return
+	}
 	if !errors.As(err, &p) {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		p = newProblem(http.StatusInternalServerError, probInternal, "Internal error",
@@ -130,9 +136,4 @@ func jsonErrorDetail(err error) string {
 		return "the body is empty"
 	}
 	return "unexpected end of input"
-}
-
-// logAttrs is the request context that log lines carry; never a body.
-func logAttrs(r *http.Request) []any {
-	return []any{slog.String("method", r.Method), slog.String("path", r.URL.Path)}
 }

@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestServeRefusesUnsafeSetups(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"plain HTTP on all interfaces", []string{"--addr", ":0"}, "refusing plain HTTP"},
+		{"plain HTTP on a LAN address", []string{"--addr", "192.0.2.1:8080"}, "refusing plain HTTP"},
+		{"dev off loopback", []string{"--dev", "--addr", "0.0.0.0:0"}, "--dev serves only on loopback"},
+		{"half TLS", []string{"--addr", "127.0.0.1:0", "--tls-cert", "c.pem"}, "--tls-cert and --tls-key go together"},
+		{"bad address", []string{"--addr", "nonsense"}, "--addr"},
+		{"bad log level", []string{"--dev", "--addr", "127.0.0.1:0", "--log-level", "loud"}, "--log-level"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := NewRootCmd()
+			cmd.SetArgs(append([]string{"serve"}, tc.args...))
+			cmd.SetOut(io.Discard)
+			cmd.SetErr(io.Discard)
+			err := cmd.ExecuteContext(t.Context())
+			var ue usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want a usage error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestServeRunsAndShutsDown starts `latch serve` on a file database, checks
+// it answers and that its files are private, then stops it as SIGINT would.
+func TestServeRunsAndShutsDown(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("LATCH_HOME", home)
+	ctx, cancel := context.WithCancel(t.Context())
+	addrc := make(chan string, 1)
+	o := parseServe(t, "--addr", "127.0.0.1:0", "--log-format", "json")
+	o.ready = func(a string) { addrc <- a }
+	var stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- serveRun(ctx, o, &stderr) }()
+
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("serve exited: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	res, err := http.Get("http://" + addr + "/auth/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	json.NewDecoder(res.Body).Decode(&cfg)
+	res.Body.Close()
+	if cfg["issuer"] != "http://"+addr {
+		t.Fatalf("issuer = %v, want http://%s", cfg["issuer"], addr)
+	}
+	for _, f := range []string{"server/latch.db", "server/secret.key"} {
+		st, err := os.Stat(filepath.Join(home, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", f, st.Mode().Perm())
+		}
+	}
+	if st, _ := os.Stat(filepath.Join(home, "server")); st.Mode().Perm() != 0o700 {
+		t.Errorf("data dir mode %v, want 0700", st.Mode().Perm())
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not shut down")
+	}
+	if !strings.Contains(stderr.String(), `"msg":"shutting down"`) {
+		t.Fatalf("log: %s", stderr.String())
+	}
+}
+
+// parseServe returns the options `latch serve args…` would run with.
+func parseServe(t *testing.T, args ...string) *serveOptions {
+	t.Helper()
+	var got *serveOptions
+	cmd := newServeCmd(func(_ context.Context, o *serveOptions) error { got = o; return nil })
+	cmd.SetArgs(args)
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
