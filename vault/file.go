@@ -1,0 +1,275 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"filippo.io/age"
+	"github.com/gofrs/flock"
+)
+
+const (
+	// vaultFile is the encrypted vault's name inside Home.
+	vaultFile = "secrets.age"
+	// maxVaultSize bounds what is read and decrypted; latch stores tokens,
+	// not documents.
+	maxVaultSize = 8 << 20
+	// maxFileValue bounds one value in the file vault.
+	maxFileValue = 1 << 20
+	// lockWait bounds the wait for another process's lock when the caller's
+	// context has no deadline.
+	lockWait = 10 * time.Second
+	// lockRetry is how often a held lock is retried.
+	lockRetry = 10 * time.Millisecond
+)
+
+// scryptLogN is the scrypt work factor for new vault files. Tests lower it;
+// production keeps age's default (2^18, about a second).
+var scryptLogN = 18
+
+// fileSecrets is an age (scrypt passphrase) encrypted file holding a JSON
+// object key → base64 value. Writers serialise on a lock file next to it, and
+// every write replaces the file atomically, so a wrong passphrase, a corrupt
+// file or a full disk never destroys what was there.
+type fileSecrets struct {
+	path       string
+	passphrase func() ([]byte, error)
+
+	mu     sync.Mutex
+	cached []byte // the passphrase once it has been used successfully
+
+	// wrap wraps the temp file's writer; tests use it to simulate a full disk.
+	wrap func(io.Writer) io.Writer
+}
+
+func newFileSecrets(dir string, passphrase func() ([]byte, error)) (*fileSecrets, error) {
+	if dir == "" {
+		return nil, errors.New("file vault: no directory given")
+	}
+	if passphrase == nil {
+		return nil, errors.New("file vault: no way to obtain the passphrase; set LATCH_VAULT_PASSPHRASE")
+	}
+	return &fileSecrets{path: filepath.Join(dir, vaultFile), passphrase: passphrase}, nil
+}
+
+func (s *fileSecrets) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := validateKey(key); err != nil {
+		return nil, err
+	}
+	// Writers replace the file by rename, so a reader needs no lock: it sees
+	// the old file or the new one.
+	m, err := s.load(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("secret %q: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, ok := m[key]
+	if !ok {
+		return nil, fmt.Errorf("secret %q: %w", key, ErrNotFound)
+	}
+	return v, nil
+}
+
+func (s *fileSecrets) Set(ctx context.Context, key string, value []byte) error {
+	if err := validateKey(key); err != nil {
+		return err
+	}
+	if len(value) > maxFileValue {
+		return fmt.Errorf("secret %q is %d bytes, more than %d: %w", key, len(value), maxFileValue, ErrTooBig)
+	}
+	return s.update(ctx, func(m map[string][]byte) bool {
+		m[key] = value
+		return true
+	})
+}
+
+func (s *fileSecrets) Delete(ctx context.Context, key string) error {
+	if err := validateKey(key); err != nil {
+		return err
+	}
+	return s.update(ctx, func(m map[string][]byte) bool {
+		if _, ok := m[key]; !ok {
+			return false
+		}
+		delete(m, key)
+		return true
+	})
+}
+
+// update runs a read-modify-write under the cross-process lock. change
+// reports whether it changed anything; if not, nothing is written.
+func (s *fileSecrets) update(ctx context.Context, change func(map[string][]byte) bool) error {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	m, err := s.load(ctx)
+	if errors.Is(err, ErrNotFound) {
+		m = make(map[string][]byte)
+	} else if err != nil {
+		// Wrong passphrase or corrupt file: never overwrite it.
+		return err
+	}
+	if !change(m) {
+		return nil
+	}
+	plain, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("file vault: %w", err)
+	}
+	pass, err := s.pass()
+	if err != nil {
+		return err
+	}
+	r, err := age.NewScryptRecipient(string(pass))
+	if err != nil {
+		return fmt.Errorf("file vault: %w", err)
+	}
+	r.SetWorkFactor(scryptLogN)
+	err = writeFileAtomic(s.path, func(w io.Writer) error {
+		enc, err := age.Encrypt(w, r)
+		if err != nil {
+			return err
+		}
+		if _, err := enc.Write(plain); err != nil {
+			return err
+		}
+		return enc.Close()
+	}, s.wrap)
+	if err != nil {
+		return fmt.Errorf("file vault: %w (the previous vault is intact)", err)
+	}
+	s.remember(pass)
+	return nil
+}
+
+// load decrypts the vault. A missing file wraps ErrNotFound.
+func (s *fileSecrets) load(ctx context.Context) (map[string][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("file vault %s: %w", s.path, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("file vault: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxVaultSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("file vault: %w", err)
+	}
+	if len(data) > maxVaultSize {
+		return nil, fmt.Errorf("file vault %s is larger than %d bytes: %w", s.path, maxVaultSize, ErrCorrupt)
+	}
+	pass, err := s.pass()
+	if err != nil {
+		return nil, err
+	}
+	id, err := age.NewScryptIdentity(string(pass))
+	if err != nil {
+		return nil, fmt.Errorf("file vault: %w", err)
+	}
+	dec, err := age.Decrypt(bytes.NewReader(data), id)
+	var noMatch *age.NoIdentityMatchError
+	if errors.As(err, &noMatch) {
+		s.forget()
+		return nil, fmt.Errorf("file vault %s: %w", s.path, ErrWrongPassphrase)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("file vault %s (%v): %w", s.path, err, ErrCorrupt)
+	}
+	plain, err := io.ReadAll(dec)
+	if err != nil {
+		return nil, fmt.Errorf("file vault %s (%v): %w", s.path, err, ErrCorrupt)
+	}
+	m := make(map[string][]byte)
+	if err := json.Unmarshal(plain, &m); err != nil {
+		return nil, fmt.Errorf("file vault %s (%v): %w", s.path, err, ErrCorrupt)
+	}
+	s.remember(pass)
+	return m, nil
+}
+
+// pass returns the passphrase, asking the caller's function only until one
+// has worked, so a prompting caller prompts once per process.
+func (s *fileSecrets) pass() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cached != nil {
+		return s.cached, nil
+	}
+	p, err := s.passphrase()
+	if err != nil {
+		return nil, fmt.Errorf("vault passphrase: %w", err)
+	}
+	if len(p) == 0 {
+		return nil, errors.New("vault passphrase is empty: set LATCH_VAULT_PASSPHRASE or type one at the prompt")
+	}
+	return p, nil
+}
+
+func (s *fileSecrets) remember(p []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cached = p
+}
+
+func (s *fileSecrets) forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cached = nil
+}
+
+// inProcess serialises writers within this process too: flock(2) already
+// does on Linux, but fcntl-based locks on other systems do not.
+var inProcess sync.Map // lock path → chan struct{} (capacity 1)
+
+// lock takes the vault's lock file, waiting at most until ctx ends (or
+// lockWait when ctx has no deadline). The returned func releases it.
+func (s *fileSecrets) lock(ctx context.Context) (func(), error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, lockWait)
+		defer cancel()
+	}
+	lockPath := s.path + ".lock"
+	if err := os.MkdirAll(filepath.Dir(lockPath), dirPerm); err != nil {
+		return nil, fmt.Errorf("file vault: %w", err)
+	}
+	v, _ := inProcess.LoadOrStore(lockPath, make(chan struct{}, 1))
+	sem := v.(chan struct{})
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("file vault lock %s: %w", lockPath, ErrTimeout)
+	}
+	fl := flock.New(lockPath, flock.SetPermissions(filePerm))
+	ok, err := fl.TryLockContext(ctx, lockRetry)
+	if err != nil || !ok {
+		fl.Close()
+		<-sem
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("file vault lock %s: another latch is holding it: %w", lockPath, ErrTimeout)
+		}
+		return nil, fmt.Errorf("file vault lock %s: %w", lockPath, err)
+	}
+	return func() {
+		fl.Close() // unlocks and closes the descriptor
+		<-sem
+	}, nil
+}

@@ -1,0 +1,92 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+)
+
+// Modes accepted by Open.
+const (
+	ModeAuto    = "auto"
+	ModeKeyring = "keyring"
+	ModeFile    = "file"
+	ModeMemory  = "memory"
+)
+
+// Choice reports which backend Open picked and why, so the CLI can tell the
+// user (for example that the keyring was unusable).
+type Choice struct {
+	Backend string // "keyring", "file" or "memory"
+	Reason  string
+}
+
+// newSystemKeyring builds the keyring Open uses; tests swap it for a fake.
+var newSystemKeyring = func() keyringAPI { return systemKeyring{} }
+
+// Open returns the secrets backend for mode:
+//
+//   - "auto" (or ""): the system keyring if a bounded probe (store, read back,
+//     delete a throwaway entry) succeeds, else the encrypted file vault in dir,
+//     with Choice.Reason saying why;
+//   - "keyring": the system keyring, or an error if it does not work;
+//   - "file": the age-encrypted file vault in dir; passphrase is called when
+//     the vault is first read or written;
+//   - "memory": process memory only.
+//
+// It never chooses a plaintext store.
+func Open(ctx context.Context, mode, dir string, passphrase func() ([]byte, error)) (Secrets, Choice, error) {
+	switch mode {
+	case ModeMemory:
+		return NewMemory(), Choice{Backend: ModeMemory, Reason: "in-memory vault requested: secrets last only as long as this process"}, nil
+	case ModeFile:
+		s, err := newFileSecrets(dir, passphrase)
+		if err != nil {
+			return nil, Choice{}, err
+		}
+		return s, Choice{Backend: ModeFile, Reason: "encrypted file vault requested: " + filepath.Join(dir, vaultFile)}, nil
+	case ModeKeyring:
+		k := newKeyringSecrets(newSystemKeyring())
+		if err := k.probe(ctx); err != nil {
+			return nil, Choice{}, fmt.Errorf("system keyring requested but unusable: %w", err)
+		}
+		return k, Choice{Backend: ModeKeyring, Reason: "system keyring requested"}, nil
+	case ModeAuto, "":
+		// Check the file vault's arguments first, so a misconfigured
+		// fallback shows up even on machines where the keyring works.
+		f, err := newFileSecrets(dir, passphrase)
+		if err != nil {
+			return nil, Choice{}, err
+		}
+		k := newKeyringSecrets(newSystemKeyring())
+		perr := k.probe(ctx)
+		if perr == nil {
+			return k, Choice{Backend: ModeKeyring, Reason: "system keyring is available"}, nil
+		}
+		if ctx.Err() != nil {
+			// The caller gave up; that says nothing about the keyring.
+			return nil, Choice{}, ctx.Err()
+		}
+		return f, Choice{
+			Backend: ModeFile,
+			Reason:  fmt.Sprintf("keyring unavailable: %s; using encrypted file vault %s", why(perr), filepath.Join(dir, vaultFile)),
+		}, nil
+	default:
+		return nil, Choice{}, fmt.Errorf("unknown vault mode %q: use %s, %s, %s or %s", mode, ModeAuto, ModeKeyring, ModeFile, ModeMemory)
+	}
+}
+
+// why says in a few words why the keyring probe failed.
+func why(err error) string {
+	switch {
+	case errors.Is(err, ErrNoKeyring):
+		return "no Secret Service on D-Bus (is gnome-keyring running?)"
+	case errors.Is(err, ErrKeyringLocked):
+		return "it is locked"
+	case errors.Is(err, ErrTimeout):
+		return fmt.Sprintf("it did not answer within %s", keyringTimeout)
+	default:
+		return err.Error()
+	}
+}

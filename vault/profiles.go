@@ -1,0 +1,200 @@
+package vault
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode"
+)
+
+// Profile kinds.
+const (
+	KindAccount = "account" // a latch server account (username + password)
+	KindOIDC    = "oidc"    // an OpenID Connect issuer and client
+)
+
+// configFile is the name of the profiles file inside Home.
+const configFile = "config.json"
+
+// maxNameLen keeps profile names short enough for prompts, keys and tables.
+const maxNameLen = 64
+
+// Profile describes one account latch can sign in to. It holds nothing
+// secret: tokens live in Secrets.
+type Profile struct {
+	Name     string `json:"name"`
+	Server   string `json:"server,omitempty"`
+	Username string `json:"username,omitempty"`
+	Kind     string `json:"kind"`
+	Issuer   string `json:"issuer,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
+}
+
+// Config is the profiles file.
+type Config struct {
+	Current  string    `json:"current,omitempty"`
+	Profiles []Profile `json:"profiles"`
+}
+
+// Home returns latch's directory — $LATCH_HOME when set, else
+// os.UserConfigDir()/latch — creating it 0700 if missing, so that nothing
+// written there is ever world-readable through a looser directory.
+func Home() (string, error) {
+	dir := os.Getenv("LATCH_HOME")
+	if dir == "" {
+		base, err := os.UserConfigDir()
+		if err != nil {
+			return "", fmt.Errorf("find the config directory: %w; set LATCH_HOME to choose one", err)
+		}
+		dir = filepath.Join(base, "latch")
+	}
+	if err := os.MkdirAll(dir, dirPerm); err != nil {
+		return "", fmt.Errorf("create %s: %w; set LATCH_HOME to a writable directory", dir, err)
+	}
+	return dir, nil
+}
+
+// LoadConfig reads the profiles file in dir. A missing file is an empty
+// config, not an error.
+func LoadConfig(dir string) (*Config, error) {
+	path := filepath.Join(dir, configFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Config{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read profiles: %w", err)
+	}
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("profiles file %s is malformed (%v): fix it by hand, or move it aside and add the profiles again", path, err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("profiles file %s: %w; fix it by hand, or move it aside and add the profiles again", path, err)
+	}
+	return &c, nil
+}
+
+// Save writes the profiles file in dir atomically, mode 0600.
+func (c *Config) Save(dir string) error {
+	return c.save(dir, nil)
+}
+
+func (c *Config) save(dir string, wrap func(io.Writer) io.Writer) error {
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("save profiles: %w", err)
+	}
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save profiles: %w", err)
+	}
+	data = append(data, '\n')
+	return writeFileAtomic(filepath.Join(dir, configFile), func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}, wrap)
+}
+
+// Get returns the profile called name, or an error wrapping ErrNotFound.
+func (c *Config) Get(name string) (Profile, error) {
+	for _, p := range c.Profiles {
+		if p.Name == name {
+			return p, nil
+		}
+	}
+	return Profile{}, fmt.Errorf("profile %q: %w", name, ErrNotFound)
+}
+
+// Put inserts p, or replaces the profile with the same name.
+func (c *Config) Put(p Profile) error {
+	if err := validateProfile(p); err != nil {
+		return err
+	}
+	for i := range c.Profiles {
+		if c.Profiles[i].Name == p.Name {
+			c.Profiles[i] = p
+			return nil
+		}
+	}
+	c.Profiles = append(c.Profiles, p)
+	return nil
+}
+
+// Remove deletes the profile called name (clearing Current if it was that
+// one), or returns an error wrapping ErrNotFound.
+func (c *Config) Remove(name string) error {
+	for i := range c.Profiles {
+		if c.Profiles[i].Name == name {
+			c.Profiles = append(c.Profiles[:i], c.Profiles[i+1:]...)
+			if c.Current == name {
+				c.Current = ""
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("profile %q: %w", name, ErrNotFound)
+}
+
+// ValidateName reports whether name can be used as a profile name. Names end
+// up in file names and keyring keys, so path elements, '#' (reserved for
+// keyring chunks) and control characters are refused.
+func ValidateName(name string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("invalid profile name %q: %s; use letters, digits, '-', '_', '.' or '@'", name, why)
+	}
+	switch {
+	case name == "":
+		return errors.New("invalid profile name: empty; choose a name such as \"work\"")
+	case name == "." || name == "..":
+		return bad("a path element")
+	case len(name) > maxNameLen:
+		return bad(fmt.Sprintf("longer than %d bytes", maxNameLen))
+	case strings.TrimSpace(name) != name:
+		return bad("leading or trailing space")
+	case strings.ContainsAny(name, `/\`):
+		return bad("contains a path separator")
+	case strings.ContainsRune(name, '#'):
+		return bad("contains '#'")
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return bad("contains a control or invalid character")
+		}
+	}
+	return nil
+}
+
+func validateProfile(p Profile) error {
+	if err := ValidateName(p.Name); err != nil {
+		return err
+	}
+	if p.Kind != KindAccount && p.Kind != KindOIDC {
+		return fmt.Errorf("profile %q: kind %q is neither %q nor %q", p.Name, p.Kind, KindAccount, KindOIDC)
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	seen := make(map[string]bool, len(c.Profiles))
+	for _, p := range c.Profiles {
+		if err := validateProfile(p); err != nil {
+			return err
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("profile %q appears twice", p.Name)
+		}
+		seen[p.Name] = true
+	}
+	if c.Current != "" && !seen[c.Current] {
+		return fmt.Errorf("current profile %q does not exist", c.Current)
+	}
+	return nil
+}
