@@ -3,9 +3,18 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -110,4 +119,64 @@ func parseServe(t *testing.T, args ...string) *serveOptions {
 		t.Fatal(err)
 	}
 	return got
+}
+
+// TestServeTLS serves HTTPS with a certificate made for the test and checks
+// the issuer says https.
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("LATCH_HOME", dir)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
+
+	o := parseServe(t, "--addr", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile)
+	addrc := make(chan string, 1)
+	o.ready = func(a string) { addrc <- a }
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- serveRun(ctx, o, io.Discard) }()
+	defer func() { cancel(); <-done }()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("serve exited: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not start")
+	}
+
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	res, err := hc.Get("https://" + addr + "/auth/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var cfg map[string]any
+	json.NewDecoder(res.Body).Decode(&cfg)
+	if cfg["issuer"] != "https://"+addr {
+		t.Fatalf("issuer = %v", cfg["issuer"])
+	}
+	// Go's TLS server answers plain HTTP with a 400, never with the API.
+	if res, err := http.Get("http://" + addr + "/auth/config"); err == nil {
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			t.Fatal("plain HTTP served the API on a TLS listener")
+		}
+	}
 }

@@ -102,3 +102,30 @@ func BenchmarkRefresh(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
 }
+
+// BenchmarkLoginFailure compares a wrong password with an unknown user: the
+// two must cost the same, or timing tells which usernames exist.
+func BenchmarkLoginFailure(b *testing.B) {
+	srv, hs := benchEnv(b)
+	c := hs.Client()
+	post(b, c, hs.URL+"/auth/register", `{"username":"bench","email":"bench@example.com","password":"`+goodPassword+`"}`)
+	for _, tc := range []struct{ name, identifier string }{{"wrong_password", "bench"}, {"unknown_user", "nobody"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			body := `{"identifier":"` + tc.identifier + `","password":"not the password"}`
+			for b.Loop() {
+				// Clear the backoff that repeated failures earn, so every
+				// attempt reaches the password check.
+				srv.backoff.succeed("id:" + tc.identifier)
+				srv.backoff.succeed("uid:1")
+				res, err := c.Post(hs.URL+"/auth/login", "application/json", strings.NewReader(body))
+				if err != nil {
+					b.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusUnauthorized {
+					b.Fatalf("status %d", res.StatusCode)
+				}
+			}
+		})
+	}
+}

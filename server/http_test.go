@@ -129,6 +129,39 @@ func TestBearerRejections(t *testing.T) {
 	}
 }
 
+func TestConfig(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.AccessTTL = 2 * time.Minute })
+	r := e.do("GET", "/auth/config", nil)
+	var cfg struct {
+		Issuer   string
+		JWKSURI  string `json:"jwks_uri"`
+		Username struct {
+			Min     int    `json:"min_length"`
+			Max     int    `json:"max_length"`
+			Pattern string `json:"pattern"`
+		}
+		Email struct {
+			Max int `json:"max_length"`
+		}
+		Password struct {
+			Min, Max int
+			MinScore int `json:"min_score"`
+		}
+		MFAMethods []string `json:"mfa_methods"`
+		AccessTTL  int      `json:"access_token_ttl"`
+		RefreshTTL int      `json:"refresh_token_ttl"`
+		Grace      int      `json:"reuse_grace"`
+	}
+	if err := json.Unmarshal(r.Body, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Issuer != "http://latch.test" || cfg.JWKSURI != "http://latch.test/auth/jwks.json" || cfg.Username.Min != 3 || cfg.Username.Max != 80 ||
+		cfg.Username.Pattern != usernamePattern || cfg.Email.Max != 120 || cfg.Password.MinScore != 3 ||
+		cfg.MFAMethods == nil || cfg.AccessTTL != 120 || cfg.RefreshTTL != 7*24*3600 || cfg.Grace != 10 {
+		t.Fatalf("config = %s", r.Body)
+	}
+}
+
 func TestJWKS(t *testing.T) {
 	e := newEnv(t)
 	e.register("alice", "alice@example.com")
@@ -250,6 +283,13 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 			if !served[method+" "+path] {
 				t.Errorf("openapi.yaml documents %s %s, which the server does not serve", method, path)
 			}
+		}
+	}
+	for _, typ := range []string{probValidation, probMalformed, probMediaType, probTooLarge, probConflict,
+		probCredentials, probTokenReused, probInvalidRefresh, probUnauthorized, probRateLimited, probNotFound,
+		probUnavailable, probInternal} {
+		if !strings.Contains(string(openapiDoc), "`"+typ+"`") {
+			t.Errorf("problem type %s is not documented in openapi.yaml", typ)
 		}
 	}
 	if r := e.do("GET", "/openapi.yaml", nil); r.Status != 200 || string(r.Body) != string(openapiDoc) {
