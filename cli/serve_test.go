@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -56,22 +57,8 @@ func TestServeRefusesUnsafeSetups(t *testing.T) {
 func TestServeRunsAndShutsDown(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("LATCH_HOME", home)
-	ctx, cancel := context.WithCancel(t.Context())
-	addrc := make(chan string, 1)
-	o := parseServe(t, "--addr", "127.0.0.1:0", "--log-format", "json")
-	o.ready = func(a string) { addrc <- a }
 	var stderr bytes.Buffer
-	done := make(chan error, 1)
-	go func() { done <- serveRun(ctx, o, &stderr) }()
-
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("serve exited: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not start")
-	}
+	addr, stop := startServe(t, &stderr, "--addr", "127.0.0.1:0", "--log-format", "json")
 	res, err := http.Get("http://" + addr + "/auth/config")
 	if err != nil {
 		t.Fatal(err)
@@ -95,18 +82,42 @@ func TestServeRunsAndShutsDown(t *testing.T) {
 		t.Errorf("data dir mode %v, want 0700", st.Mode().Perm())
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("shutdown: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not shut down")
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
 	}
 	if !strings.Contains(stderr.String(), `"msg":"shutting down"`) {
 		t.Fatalf("log: %s", stderr.String())
 	}
+}
+
+// startServe runs `latch serve args…` until stop, which ends it as SIGINT
+// would and returns what serve returned.
+func startServe(t *testing.T, stderr io.Writer, args ...string) (addr string, stop func() error) {
+	t.Helper()
+	o := parseServe(t, args...)
+	addrc := make(chan string, 1)
+	o.ready = func(a string) { addrc <- a }
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- serveRun(ctx, o, stderr) }()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(15 * time.Second):
+			return errors.New("serve did not shut down")
+		}
+	})
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("serve exited: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	t.Cleanup(func() { stop() })
+	return addr, stop
 }
 
 // parseServe returns the options `latch serve args…` would run with.
@@ -142,21 +153,8 @@ func TestServeTLS(t *testing.T) {
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
 
-	o := parseServe(t, "--addr", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile)
-	addrc := make(chan string, 1)
-	o.ready = func(a string) { addrc <- a }
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- serveRun(ctx, o, io.Discard) }()
-	defer func() { cancel(); <-done }()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("serve exited: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not start")
-	}
+	addr, stop := startServe(t, io.Discard, "--addr", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile)
+	defer stop()
 
 	cert, _ := x509.ParseCertificate(der)
 	pool := x509.NewCertPool()

@@ -42,7 +42,7 @@ func BenchmarkArgon2idHashParallel(b *testing.B) {
 }
 
 // benchEnv is a server with production hashing on a file database, without
-// rate limits, served in-process.
+// rate limits, served in-process, with one user "bench".
 func benchEnv(b *testing.B) (*Server, *httptest.Server) {
 	b.Helper()
 	srv, err := New(context.Background(), Config{
@@ -54,6 +54,7 @@ func benchEnv(b *testing.B) (*Server, *httptest.Server) {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	b.Cleanup(func() { hs.Close(); srv.Close() })
+	post(b, hs.Client(), hs.URL+"/auth/register", `{"username":"bench","email":"bench@example.com","password":"`+goodPassword+`"}`)
 	return srv, hs
 }
 
@@ -75,7 +76,6 @@ func post(b *testing.B, c *http.Client, url, body string) map[string]any {
 func BenchmarkLogin(b *testing.B) {
 	_, hs := benchEnv(b)
 	c := hs.Client()
-	post(b, c, hs.URL+"/auth/register", `{"username":"bench","email":"bench@example.com","password":"`+goodPassword+`"}`)
 	body := `{"identifier":"bench","password":"` + goodPassword + `"}`
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -91,7 +91,6 @@ func BenchmarkLogin(b *testing.B) {
 func BenchmarkRefresh(b *testing.B) {
 	_, hs := benchEnv(b)
 	c := hs.Client()
-	post(b, c, hs.URL+"/auth/register", `{"username":"bench","email":"bench@example.com","password":"`+goodPassword+`"}`)
 	login := `{"identifier":"bench","password":"` + goodPassword + `"}`
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -108,7 +107,6 @@ func BenchmarkRefresh(b *testing.B) {
 func BenchmarkLoginFailure(b *testing.B) {
 	srv, hs := benchEnv(b)
 	c := hs.Client()
-	post(b, c, hs.URL+"/auth/register", `{"username":"bench","email":"bench@example.com","password":"`+goodPassword+`"}`)
 	for _, tc := range []struct{ name, identifier string }{{"wrong_password", "bench"}, {"unknown_user", "nobody"}} {
 		b.Run(tc.name, func(b *testing.B) {
 			body := `{"identifier":"` + tc.identifier + `","password":"not the password"}`

@@ -52,28 +52,34 @@ func (s *Server) authed(next func(http.ResponseWriter, *http.Request, *auth)) ht
 	})
 }
 
-type refreshRequest struct {
-	RefreshToken string `json:"refresh_token"`
+// refreshToken reads the {"refresh_token": …} body of refresh and logout.
+func refreshToken(w http.ResponseWriter, r *http.Request) (string, error) {
+	var req struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := decode(w, r, &req); err != nil {
+		return "", err
+	}
+	if req.RefreshToken == "" {
+		return "", validationProblem(fieldErrors{"refresh_token": "is required"})
+	}
+	return req.RefreshToken, nil
 }
 
 func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
-	var req refreshRequest
-	if err := decode(w, r, &req); err != nil {
+	tok, err := refreshToken(w, r)
+	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	if req.RefreshToken == "" {
-		s.writeError(w, r, validationProblem(fieldErrors{"refresh_token": "is required"}))
 		return
 	}
 	// Per account here is per token: a client retries one token a few
 	// times at most, and the hash says nothing about the account.
-	if err := s.limit(r, "refresh", "rt:"+hex.EncodeToString(hashToken(req.RefreshToken)[:8])); err != nil {
+	if err := s.limit(r, "refresh", "rt:"+hex.EncodeToString(hashToken(tok)[:8])); err != nil {
 		s.metrics.refreshes.inc("limited")
 		s.writeError(w, r, err)
 		return
 	}
-	sess, outcome, err := s.rotate(r.Context(), req.RefreshToken)
+	sess, outcome, err := s.rotate(r.Context(), tok)
 	if outcome != "" {
 		s.metrics.refreshes.inc(outcome)
 	}
@@ -88,16 +94,12 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
-	var req refreshRequest
-	if err := decode(w, r, &req); err != nil {
+	tok, err := refreshToken(w, r)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if req.RefreshToken == "" {
-		s.writeError(w, r, validationProblem(fieldErrors{"refresh_token": "is required"}))
-		return
-	}
-	revoked, err := s.revokeByToken(r.Context(), req.RefreshToken, "logout")
+	revoked, err := s.revokeByToken(r.Context(), tok, "logout")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
