@@ -65,7 +65,7 @@ Binding an address other than loopback needs TLS (--tls-cert/--tls-key), or
 	f.DurationVar(&o.AccessTTL, "access-ttl", server.DefaultAccessTTL, "access-token lifetime")
 	f.DurationVar(&o.RefreshTTL, "refresh-ttl", server.DefaultRefreshTTL, "sliding idle lifetime of a session")
 	f.DurationVar(&o.SessionMax, "session-max", server.DefaultSessionMax, "absolute lifetime of a session")
-	f.DurationVar(&o.ReuseGrace, "reuse-grace", server.DefaultReuseGrace, "window in which a rotated refresh token may be retried")
+	f.DurationVar(&o.ReuseGrace, "reuse-grace", server.DefaultReuseGrace, "window in which a rotated refresh token may be retried (0: no retries)")
 	f.IntVar(&o.RateIP, "rate-ip", server.DefaultRateIP, "register/login/refresh requests per minute per client IP (0 disables)")
 	f.IntVar(&o.RateAccount, "rate-account", server.DefaultRateAccount, "register/login/refresh requests per minute per account (0 disables)")
 	f.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
@@ -81,6 +81,17 @@ func serveRun(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	tls := o.TLSCert != "" || o.TLSKey != ""
 	if tls && (o.TLSCert == "" || o.TLSKey == "") {
 		return usagef("--tls-cert and --tls-key go together")
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--access-ttl", o.AccessTTL}, {"--refresh-ttl", o.RefreshTTL}, {"--session-max", o.SessionMax}} {
+		if d.v <= 0 {
+			return usagef("%s must be positive, not %v", d.flag, d.v)
+		}
+	}
+	if o.ReuseGrace != 0 && o.ReuseGrace < time.Second {
+		return usagef("--reuse-grace must be 0 (no retries) or at least 1s, not %v", o.ReuseGrace)
 	}
 	loopback, err := isLoopbackAddr(o.Addr)
 	if err != nil {
@@ -98,6 +109,9 @@ func serveRun(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 		SessionMax: o.SessionMax, ReuseGrace: o.ReuseGrace,
 		RateIP: disableZero(o.RateIP), RateAccount: disableZero(o.RateAccount),
 		BehindProxy: o.BehindProxy, Logger: logger,
+	}
+	if o.ReuseGrace == 0 {
+		cfg.ReuseGrace = -1 // the config's "never"; its zero means the default
 	}
 	if o.Dev {
 		cfg.DBPath = server.MemoryDB

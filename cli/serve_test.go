@@ -35,6 +35,9 @@ func TestServeRefusesUnsafeSetups(t *testing.T) {
 		{"dev off loopback", []string{"--dev", "--addr", "0.0.0.0:0"}, "--dev serves only on loopback"},
 		{"half TLS", []string{"--addr", "127.0.0.1:0", "--tls-cert", "c.pem"}, "--tls-cert and --tls-key go together"},
 		{"bad address", []string{"--addr", "nonsense"}, "--addr"},
+		{"zero TTL", []string{"--dev", "--addr", "127.0.0.1:0", "--access-ttl", "0s"}, "--access-ttl must be positive"},
+		{"negative session", []string{"--dev", "--addr", "127.0.0.1:0", "--session-max", "-1h"}, "--session-max must be positive"},
+		{"sub-second grace", []string{"--dev", "--addr", "127.0.0.1:0", "--reuse-grace", "500ms"}, "--reuse-grace must be 0"},
 		{"bad log level", []string{"--dev", "--addr", "127.0.0.1:0", "--log-level", "loud"}, "--log-level"},
 	}
 	for _, tc := range cases {

@@ -28,7 +28,7 @@ func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {
 		"access_token_ttl":  int(s.cfg.AccessTTL / time.Second),
 		"refresh_token_ttl": int(s.cfg.RefreshTTL / time.Second),
 		"session_max_age":   int(s.cfg.SessionMax / time.Second),
-		"reuse_grace":       int(s.cfg.ReuseGrace / time.Second),
+		"reuse_grace":       max(int(s.cfg.ReuseGrace/time.Second), 0),
 	})
 }
 
@@ -192,7 +192,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.backoff.succeed(ident)
 	s.backoff.succeed(acct)
-	if rehash {
+	// bcrypt checks only the first 72 bytes: rehashing a longer password
+	// would store whatever suffix this caller typed.
+	if rehash && !(isBcrypt(hash) && len(req.Password) > 72) {
 		s.upgradeHash(ctx, uid, req.Password)
 	}
 	if mfa {

@@ -79,9 +79,18 @@ func TestBearerRejections(t *testing.T) {
 	}
 	kid := e.srv.keys.active
 	var priv jose.JSONWebKey
-	var raw []byte
-	e.srv.st.db.QueryRow("SELECT private_jwk FROM signing_keys WHERE kid = ?", kid).Scan(&raw)
-	priv.UnmarshalJSON(raw)
+	var sealed []byte
+	e.srv.st.db.QueryRow("SELECT private_jwk FROM signing_keys WHERE kid = ?", kid).Scan(&sealed)
+	if json.Valid(sealed) || strings.Contains(string(sealed), `"d"`) {
+		t.Fatal("the private signing key is stored in the clear")
+	}
+	raw, err := e.srv.sealer.open(sealed, []byte(kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := priv.UnmarshalJSON(raw); err != nil || priv.IsPublic() {
+		t.Fatalf("sealed signing key: %v", err)
+	}
 	claims := func(mod func(*accessClaims)) accessClaims {
 		c := *good
 		mod(&c)

@@ -30,7 +30,9 @@ type keySet struct {
 }
 
 // loadKeys reads the signing keys, creating the first one on a new database.
-func loadKeys(ctx context.Context, st *store, now time.Time) (*keySet, error) {
+// Private keys are stored sealed with the server key: a copy of the database
+// alone cannot mint access tokens.
+func loadKeys(ctx context.Context, st *store, sl *sealer, now time.Time) (*keySet, error) {
 	err := st.tx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM signing_keys WHERE active = 1").Scan(&n); err != nil {
@@ -51,7 +53,7 @@ func loadKeys(ctx context.Context, st *store, now time.Time) (*keySet, error) {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, "INSERT INTO signing_keys (kid, alg, private_jwk, created_at) VALUES (?, ?, ?, ?)",
-			jwk.KeyID, jwk.Algorithm, raw, now.Unix())
+			jwk.KeyID, jwk.Algorithm, sl.seal(raw, []byte(jwk.KeyID)), now.Unix())
 		return err
 	})
 	if err != nil {
@@ -65,10 +67,14 @@ func loadKeys(ctx context.Context, st *store, now time.Time) (*keySet, error) {
 	ks := &keySet{public: map[string]jose.JSONWebKey{}}
 	for rows.Next() {
 		var kid string
-		var raw []byte
+		var sealed []byte
 		var active bool
-		if err := rows.Scan(&kid, &raw, &active); err != nil {
+		if err := rows.Scan(&kid, &sealed, &active); err != nil {
 			return nil, err
+		}
+		raw, err := sl.open(sealed, []byte(kid))
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s does not open with this server key (is --secret-key-file the one this database was made with?): %w", kid, err)
 		}
 		var jwk jose.JSONWebKey
 		if err := jwk.UnmarshalJSON(raw); err != nil {

@@ -107,7 +107,7 @@ func (h *hasher) Verify(ctx context.Context, encoded, password string) (ok, reha
 			return false, false, nil
 		}
 		return true, p != h.params, nil
-	case strings.HasPrefix(encoded, "$2a$"), strings.HasPrefix(encoded, "$2b$"), strings.HasPrefix(encoded, "$2y$"):
+	case isBcrypt(encoded):
 		err := bcrypt.CompareHashAndPassword([]byte(encoded), []byte(password))
 		if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
 			return false, false, nil
@@ -118,6 +118,10 @@ func (h *hasher) Verify(ctx context.Context, encoded, password string) (ok, reha
 		return true, true, nil
 	}
 	return false, false, errBadHash
+}
+
+func isBcrypt(encoded string) bool {
+	return strings.HasPrefix(encoded, "$2a$") || strings.HasPrefix(encoded, "$2b$") || strings.HasPrefix(encoded, "$2y$")
 }
 
 // VerifyDummy spends the same time as Verify on a real account, so that an

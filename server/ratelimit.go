@@ -1,12 +1,20 @@
 package server
 
 import (
+	"crypto/sha256"
 	"math"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 )
+
+// limitKey is how a caller's key is stored: a fixed 16 bytes, so that long
+// identifiers chosen by a client cost no more memory than short ones.
+func limitKey(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return string(h[:16])
+}
 
 // limiter is a set of token buckets keyed by a string (an IP, an account),
 // each refilling at perMinute with a burst of half that. A perMinute of
@@ -33,6 +41,7 @@ func (l *limiter) allow(key string) (ok bool, retry time.Duration) {
 		return true, 0
 	}
 	now := l.now()
+	key = limitKey(key)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.buckets[key]
@@ -89,6 +98,7 @@ func newBackoff(now func() time.Time) *backoff {
 
 // wait returns how long key must still wait before its next attempt.
 func (b *backoff) wait(key string) time.Duration {
+	key = limitKey(key)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if f := b.failures[key]; f != nil {
@@ -100,6 +110,7 @@ func (b *backoff) wait(key string) time.Duration {
 }
 
 func (b *backoff) fail(key string) {
+	key = limitKey(key)
 	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -117,6 +128,7 @@ func (b *backoff) fail(key string) {
 }
 
 func (b *backoff) succeed(key string) {
+	key = limitKey(key)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.failures, key)

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -29,7 +30,7 @@ type Config struct {
 	AccessTTL  time.Duration // access-token lifetime (15m)
 	RefreshTTL time.Duration // sliding idle lifetime of a session (7 days)
 	SessionMax time.Duration // absolute lifetime of a session (30 days)
-	ReuseGrace time.Duration // how long a rotated token may be retried (10s)
+	ReuseGrace time.Duration // how long a rotated token may be retried (10s); negative: never
 	SecretKey  []byte        // 32 bytes: seals secrets at rest
 
 	// Requests per minute per client IP, and per account, on register, login
@@ -63,7 +64,9 @@ func (c *Config) setDefaults() {
 	def(&c.AccessTTL, DefaultAccessTTL)
 	def(&c.RefreshTTL, DefaultRefreshTTL)
 	def(&c.SessionMax, DefaultSessionMax)
-	def(&c.ReuseGrace, DefaultReuseGrace)
+	if c.ReuseGrace == 0 {
+		c.ReuseGrace = DefaultReuseGrace
+	}
 	if c.RateIP == 0 {
 		c.RateIP = DefaultRateIP
 	}
@@ -97,6 +100,10 @@ type Server struct {
 	ipLimit, acctLimit *limiter
 	backoff            *backoff
 	mux                *http.ServeMux
+
+	// afterTokenRead, when set (tests only), runs inside rotate's
+	// transaction right after the token row was read.
+	afterTokenRead func()
 }
 
 // New opens the database (creating and migrating it as needed) and loads or
@@ -114,11 +121,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, st: st, policy: defaultPolicy, metrics: newMetrics()}
-	if s.keys, err = loadKeys(ctx, st, s.now()); err != nil {
+	if s.sealer, err = newSealer(cfg.SecretKey); err != nil {
 		st.Close()
 		return nil, err
 	}
-	if s.sealer, err = newSealer(cfg.SecretKey); err != nil {
+	if s.keys, err = loadKeys(ctx, st, s.sealer, s.now()); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -219,12 +226,16 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// clientIP is the address rate limits are keyed on.
+// clientIP is the address rate limits are keyed on. Behind a proxy it is the
+// last X-Forwarded-For hop, which the proxy wrote: earlier hops, and earlier
+// header lines, come from the client and prove nothing.
 func (s *Server) clientIP(r *http.Request) string {
 	if s.cfg.BehindProxy {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			hops := strings.Split(xff, ",")
-			return strings.TrimSpace(hops[len(hops)-1])
+		if lines := r.Header.Values("X-Forwarded-For"); len(lines) > 0 {
+			hops := strings.Split(lines[len(lines)-1], ",")
+			if ip, err := netip.ParseAddr(strings.TrimSpace(hops[len(hops)-1])); err == nil {
+				return ip.String()
+			}
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -21,8 +21,8 @@ type auth struct {
 // still open: revoking a session takes effect at once, not at token expiry.
 func (s *Server) authed(next func(http.ResponseWriter, *http.Request, *auth)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || raw == "" {
+		scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || raw == "" {
 			s.writeError(w, r, errUnauthorized)
 			return
 		}
@@ -99,6 +99,10 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := s.limit(r, "logout", ""); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	revoked, err := s.revokeByToken(r.Context(), tok, "logout")
 	if err != nil {
 		s.writeError(w, r, err)
@@ -128,7 +132,7 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request, a *auth)
 	rows, err := s.st.db.QueryContext(r.Context(), `
 		SELECT s.id, s.created_at, s.last_used_at, s.user_agent,
 		       min(s.expires_at, (SELECT max(t.expires_at) FROM refresh_tokens t
-		                          WHERE t.session_id = s.id AND t.used_at IS NULL)) AS ends
+		                          WHERE t.session_id = s.id AND t.used_at_ms IS NULL)) AS ends
 		FROM sessions s
 		WHERE s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ?
 		ORDER BY s.last_used_at DESC`, a.UserID, now)
@@ -209,16 +213,16 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 // tokens (until then their tokens still identify a reuse).
 func (s *Server) sweep(ctx context.Context) error {
 	now := s.now()
-	graceEnd := now.Add(-s.cfg.ReuseGrace).Unix()
+	graceEnd := now.Add(-max(s.cfg.ReuseGrace, 0)).UnixMilli()
 	dayAgo := now.Add(-24 * time.Hour).Unix()
 	err := s.st.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx,
-			"UPDATE refresh_tokens SET successor_enc = NULL WHERE successor_enc IS NOT NULL AND used_at < ?", graceEnd); err != nil {
+			"UPDATE refresh_tokens SET successor_enc = NULL WHERE successor_enc IS NOT NULL AND used_at_ms < ?", graceEnd); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE revoked_at < ? OR expires_at < ?
 			OR NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.session_id = sessions.id
-			               AND t.used_at IS NULL AND t.expires_at >= ?)`, dayAgo, dayAgo, dayAgo); err != nil {
+			               AND t.used_at_ms IS NULL AND t.expires_at >= ?)`, dayAgo, dayAgo, dayAgo); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, "DELETE FROM mfa_challenges WHERE expires_at < ?", now.Unix())

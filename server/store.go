@@ -10,8 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
-	"strings"
 	"sync"
 
 	"modernc.org/sqlite"
@@ -97,6 +97,14 @@ func (s *store) migrate(ctx context.Context) error {
 			return err
 		}
 		err = s.tx(ctx, func(tx *sql.Tx) error {
+			// Another process may have migrated since the version was read.
+			var now int
+			if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&now); err != nil {
+				return err
+			}
+			if now > i {
+				return nil
+			}
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return err
 			}
@@ -126,6 +134,8 @@ func (s *store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
+var uniqueRE = regexp.MustCompile(`UNIQUE constraint failed: \w+\.(\w+)`)
+
 // uniqueViolation reports which column a UNIQUE constraint failure was about
 // ("username", "email"), or "" when err is something else.
 func uniqueViolation(err error) string {
@@ -133,9 +143,8 @@ func uniqueViolation(err error) string {
 	if !errors.As(err, &se) || se.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
 		return ""
 	}
-	msg := se.Error()
-	if i := strings.LastIndex(msg, "."); i >= 0 {
-		return strings.TrimRight(msg[i+1:], ")")
+	if m := uniqueRE.FindStringSubmatch(se.Error()); m != nil {
+		return m[1]
 	}
 	return "unknown"
 }

@@ -90,7 +90,6 @@ func (s *Server) startSession(ctx context.Context, tx *sql.Tx, uid int64, userAg
 // serialized and exactly one of them rotates; the others see a used token
 // and, within the grace window, get the same successor back.
 func (s *Server) rotate(ctx context.Context, tok string) (*session, string, error) {
-	now := s.now()
 	hash := hashToken(tok)
 	var (
 		out     *session
@@ -98,6 +97,9 @@ func (s *Server) rotate(ctx context.Context, tok string) (*session, string, erro
 		fail    error
 	)
 	err := s.st.tx(ctx, func(tx *sql.Tx) error {
+		// Read the clock once the write lock is held: a request that queued
+		// behind others must judge expiry and grace by the time it runs.
+		now := s.now()
 		var (
 			sid                  string
 			uid, tokExp, sessExp int64
@@ -106,11 +108,14 @@ func (s *Server) rotate(ctx context.Context, tok string) (*session, string, erro
 			revokedReason        sql.NullString
 		)
 		err := tx.QueryRowContext(ctx, `
-			SELECT t.session_id, t.expires_at, t.used_at, t.successor_hash, t.successor_enc,
+			SELECT t.session_id, t.expires_at, t.used_at_ms, t.successor_hash, t.successor_enc,
 			       s.user_id, s.expires_at, s.revoked_at, s.revoked_reason
 			FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
 			WHERE t.hash = ?`, hash).Scan(&sid, &tokExp, &usedAt, &succHash, &succSealed,
 			&uid, &sessExp, &revokedAt, &revokedReason)
+		if s.afterTokenRead != nil {
+			s.afterTokenRead()
+		}
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			outcome, fail = refreshInvalid, invalidRefresh("The refresh token is not known: log in again.")
@@ -124,16 +129,22 @@ func (s *Server) rotate(ctx context.Context, tok string) (*session, string, erro
 
 		if usedAt.Valid {
 			// A used token: an idempotent retry within the grace window while
-			// the successor is still unused gets that successor again.
-			if now.Sub(time.Unix(usedAt.Int64, 0)) <= s.cfg.ReuseGrace && succSealed != nil {
+			// the successor is still unused gets that successor again, as long
+			// as the session has not ended meanwhile.
+			used := time.UnixMilli(usedAt.Int64)
+			if s.cfg.ReuseGrace > 0 && now.Sub(used) <= s.cfg.ReuseGrace && succSealed != nil {
 				var succUsed sql.NullInt64
 				var succExp int64
-				err := tx.QueryRowContext(ctx, "SELECT used_at, expires_at FROM refresh_tokens WHERE hash = ?",
+				err := tx.QueryRowContext(ctx, "SELECT used_at_ms, expires_at FROM refresh_tokens WHERE hash = ?",
 					succHash).Scan(&succUsed, &succExp)
 				if err != nil && !errors.Is(err, sql.ErrNoRows) {
 					return err
 				}
 				if err == nil && !succUsed.Valid {
+					if now.Unix() >= succExp || now.Unix() >= sessExp {
+						outcome, fail = refreshInvalid, invalidRefresh("The session has expired: log in again.")
+						return nil
+					}
 					plain, err := s.sealer.open(succSealed, succHash)
 					if err != nil {
 						return fmt.Errorf("open successor of session %s: %w", sid, err)
@@ -165,8 +176,8 @@ func (s *Server) rotate(ctx context.Context, tok string) (*session, string, erro
 			return err
 		}
 		if _, err := tx.ExecContext(ctx,
-			"UPDATE refresh_tokens SET used_at = ?, successor_hash = ?, successor_enc = ? WHERE hash = ?",
-			now.Unix(), nextHash, s.sealer.seal([]byte(next), nextHash), hash); err != nil {
+			"UPDATE refresh_tokens SET used_at_ms = ?, successor_hash = ?, successor_enc = ? WHERE hash = ?",
+			now.UnixMilli(), nextHash, s.sealer.seal([]byte(next), nextHash), hash); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "UPDATE sessions SET last_used_at = ? WHERE id = ?", now.Unix(), sid); err != nil {

@@ -23,6 +23,7 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_user ON sessions(user_id);
 
+-- Times are Unix seconds except where a name says _ms.
 -- Refresh tokens are stored only as SHA-256 hashes. successor_enc holds the
 -- successor token encrypted with the server key, only for the reuse grace
 -- window, so an idempotent retry can be answered; the janitor clears it.
@@ -31,7 +32,7 @@ CREATE TABLE refresh_tokens (
     session_id     TEXT    NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
     created_at     INTEGER NOT NULL,
     expires_at     INTEGER NOT NULL, -- idle end (--refresh-ttl), capped by the session
-    used_at        INTEGER,
+    used_at_ms     INTEGER, -- milliseconds: the grace window may be short
     successor_hash BLOB,
     successor_enc  BLOB
 );
