@@ -39,10 +39,11 @@ func NewRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "latch",
 		Short: "A terminal account client, and the auth backend it talks to",
-		Long: `latch logs you in from a terminal: signup, login with a second factor,
-OAuth 2.0 browser and device logins, with refresh tokens kept in the OS keyring.
+		Long: `latch is a terminal account client and the auth backend it talks to.
 
-It also ships the compatible backend: 'latch serve'.`,
+Today it ships the backend, 'latch serve': accounts, login, refresh tokens that
+rotate on every use with reuse detection, and sessions. The client commands
+come next.`,
 		Example: `  latch serve --dev            # a throwaway backend on 127.0.0.1:8080
   latch serve --db ./latch.db  # a persistent backend`,
 		Version:       Version,

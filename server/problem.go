@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -132,7 +133,7 @@ func jsonErrorDetail(err error) string {
 		return "syntax error at byte " + strconv.FormatInt(syn.Offset, 10)
 	case errors.As(err, &typ):
 		return "field " + strconv.Quote(typ.Field) + " must be " + typ.Type.String()
-	case err.Error() == "EOF":
+	case errors.Is(err, io.EOF):
 		return "the body is empty"
 	}
 	return "unexpected end of input"
