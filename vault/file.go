@@ -32,9 +32,11 @@ const (
 	lockRetry = 10 * time.Millisecond
 )
 
-// scryptLogN is the scrypt work factor for new vault files. Tests lower it;
-// production keeps age's default (2^18, about a second).
-var scryptLogN = 18
+// ScryptWorkFactor is the scrypt work factor (log2 N) given to NEW vault
+// files: age records it in each file, so changing it never weakens a file
+// that exists. Production keeps age's default, 18 (about a second); tests of
+// packages that use the file vault lower it to stay fast.
+var ScryptWorkFactor = 18
 
 // fileSecrets is an age (scrypt passphrase) encrypted file holding a JSON
 // object key → base64 value. Writers serialise on a lock file next to it, and
@@ -138,7 +140,7 @@ func (s *fileSecrets) update(ctx context.Context, change func(map[string][]byte)
 	if err != nil {
 		return fmt.Errorf("file vault: %w", err)
 	}
-	r.SetWorkFactor(scryptLogN)
+	r.SetWorkFactor(ScryptWorkFactor)
 	err = writeFileAtomic(s.path, func(w io.Writer) error {
 		enc, err := age.Encrypt(w, r)
 		if err != nil {

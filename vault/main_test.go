@@ -16,7 +16,7 @@ const helperEnv = "LATCH_VAULT_TEST_HELPER"
 func TestMain(m *testing.M) {
 	// Production uses age's default work factor (about a second per
 	// operation); the tests' passphrases only need to be real, not slow.
-	scryptLogN = 10
+	ScryptWorkFactor = 10
 	switch os.Getenv(helperEnv) {
 	case "":
 		os.Exit(m.Run())

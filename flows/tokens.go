@@ -1,0 +1,367 @@
+package flows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/latch-dev/latch/client"
+	"github.com/latch-dev/latch/vault"
+)
+
+// ErrLoginRequired means the saved session can no longer be refreshed: the
+// user must log in again (exit code 4). The error that matches it says why.
+var ErrLoginRequired = errors.New("login required")
+
+const (
+	// maxSkew is how long before its expiry an access token stops being
+	// handed out, so that it does not expire in flight.
+	maxSkew = 60 * time.Second
+	// defaultLockWait bounds the wait for another latch that is refreshing
+	// the same profile.
+	defaultLockWait = 10 * time.Second
+	// lockRetry is how often a lock held by another process is tried again.
+	lockRetry = 10 * time.Millisecond
+)
+
+// Refresher trades a refresh token for a new token pair; *client.Client
+// satisfies it.
+type Refresher interface {
+	Refresh(ctx context.Context, refreshToken string) (*client.Tokens, error)
+}
+
+// TokenManager is the one place that hands out a valid access token for a
+// profile. It keeps each profile's tokens as one small secret, refreshes them
+// under a per-profile lock shared by every latch process, and saves a rotated
+// refresh token before the new access token is used.
+//
+// The zero value is not usable: Secrets and Dir are required. A TokenManager
+// holds no state of its own, so any number of values (in any number of
+// processes) may share one vault and Dir.
+type TokenManager struct {
+	Secrets vault.Secrets
+	// Dir holds the lock files, in Dir/locks/<profile>.lock.
+	Dir string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// LockWait bounds the wait for another latch refreshing the same profile;
+	// zero means 10 s.
+	LockWait time.Duration
+}
+
+// TokenState describes a profile's saved tokens without revealing them.
+type TokenState struct {
+	AccessExpiresAt  time.Time
+	RefreshExpiresAt time.Time // zero when the server did not say
+	IssuedAt         time.Time // when the current pair arrived
+	LoggedInAt       time.Time // when the session started on this machine
+	Rotations        int       // refreshes since LoggedInAt
+	// RotateAt is when AccessToken will next refresh: shortly before the
+	// access token expires, or once three quarters of the refresh token's
+	// idle lifetime are spent, whichever comes first.
+	RotateAt time.Time
+}
+
+// storedTokens is the secret saved per profile. It stays small, with short
+// keys and Unix seconds, because keyring entries are limited to a few KB.
+type storedTokens struct {
+	Access     string `json:"at"`
+	AccessExp  int64  `json:"at_exp"`
+	Refresh    string `json:"rt"`
+	RefreshExp int64  `json:"rt_exp,omitempty"` // 0: unknown
+	Issued     int64  `json:"iat"`
+	LoggedIn   int64  `json:"login"`
+	Rotations  int    `json:"n"`
+}
+
+func tokensKey(profile string) string { return "profile/" + profile + "/tokens" }
+
+// skew is how early the access token is treated as expired: a minute, or a
+// tenth of its lifetime when that is shorter.
+func (s *storedTokens) skew() time.Duration {
+	return min(maxSkew, time.Duration(s.AccessExp-s.Issued)*time.Second/10)
+}
+
+func (s *storedTokens) accessValid(now time.Time) bool {
+	return time.Unix(s.AccessExp, 0).After(now.Add(s.skew()))
+}
+
+// rotateDueAt is when more than three quarters of the refresh token's idle
+// lifetime are spent; zero when its lifetime is unknown.
+func (s *storedTokens) rotateDueAt() time.Time {
+	if s.RefreshExp <= s.Issued {
+		return time.Time{}
+	}
+	life := time.Duration(s.RefreshExp-s.Issued) * time.Second
+	return time.Unix(s.Issued, 0).Add(life * 3 / 4)
+}
+
+func (s *storedTokens) rotationDue(now time.Time) bool {
+	due := s.rotateDueAt()
+	return !due.IsZero() && now.After(due)
+}
+
+// usable reports whether the saved access token can be handed out as is.
+func (s *storedTokens) usable(now time.Time) bool {
+	return s.accessValid(now) && !s.rotationDue(now)
+}
+
+// newStored builds what is saved for a token pair that arrived at now.
+func newStored(t *client.Tokens, now time.Time) (*storedTokens, error) {
+	if t == nil || t.AccessToken == "" || t.RefreshToken == "" || t.ExpiresIn <= 0 {
+		return nil, fmt.Errorf("%w: the token response lacks an access token, a refresh token or an expiry",
+			client.ErrBadResponse)
+	}
+	s := &storedTokens{
+		Access:    t.AccessToken,
+		AccessExp: now.Add(t.ExpiresIn).Unix(),
+		Refresh:   t.RefreshToken,
+		Issued:    now.Unix(),
+		LoggedIn:  now.Unix(),
+	}
+	if t.RefreshExpiresIn > 0 {
+		s.RefreshExp = now.Add(t.RefreshExpiresIn).Unix()
+	}
+	return s, nil
+}
+
+// Save stores the tokens of a fresh login for profile, replacing any saved
+// session. It waits for a refresh of the same profile in progress, so that
+// the refresh cannot overwrite the new login.
+func (m *TokenManager) Save(ctx context.Context, profile string, t *client.Tokens) error {
+	if err := m.check(profile); err != nil {
+		return err
+	}
+	st, err := newStored(t, m.now())
+	if err != nil {
+		return fmt.Errorf("save tokens of profile %q: %w", profile, err)
+	}
+	unlock, err := m.lock(ctx, profile)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := m.store(ctx, profile, st); err != nil {
+		return fmt.Errorf("save tokens of profile %q: %w", profile, err)
+	}
+	return nil
+}
+
+// Status describes profile's saved tokens. It neither refreshes nor locks.
+// A profile with no saved tokens is an error matching ErrLoginRequired and
+// vault.ErrNotFound.
+func (m *TokenManager) Status(ctx context.Context, profile string) (TokenState, error) {
+	if err := m.check(profile); err != nil {
+		return TokenState{}, err
+	}
+	st, err := m.load(ctx, profile)
+	if err != nil {
+		return TokenState{}, err
+	}
+	ts := TokenState{
+		AccessExpiresAt: time.Unix(st.AccessExp, 0),
+		IssuedAt:        time.Unix(st.Issued, 0),
+		LoggedInAt:      time.Unix(st.LoggedIn, 0),
+		Rotations:       st.Rotations,
+		RotateAt:        time.Unix(st.AccessExp, 0).Add(-st.skew()),
+	}
+	if st.RefreshExp != 0 {
+		ts.RefreshExpiresAt = time.Unix(st.RefreshExp, 0)
+	}
+	if due := st.rotateDueAt(); !due.IsZero() && due.Before(ts.RotateAt) {
+		ts.RotateAt = due
+	}
+	return ts, nil
+}
+
+// AccessToken returns a valid access token for profile, refreshing it with r
+// when it is about to expire or when the session's refresh token has spent
+// three quarters of its idle lifetime.
+//
+// A token that is still valid is returned without locking or calling the
+// server. Otherwise the refresh runs under the profile's lock, after reading
+// the vault again in case another latch refreshed meanwhile, and the rotated
+// tokens are saved before the new access token is returned. When the server
+// refuses the refresh token the error matches ErrLoginRequired; the saved
+// tokens are never deleted here, whatever fails.
+func (m *TokenManager) AccessToken(ctx context.Context, profile string, r Refresher) (string, error) {
+	if err := m.check(profile); err != nil {
+		return "", err
+	}
+	st, err := m.load(ctx, profile)
+	if err != nil {
+		return "", err
+	}
+	if st.usable(m.now()) {
+		return st.Access, nil
+	}
+	return m.refresh(ctx, profile, r, st)
+}
+
+// refresh rotates the tokens under the profile's lock. seen is what was read
+// before taking it.
+func (m *TokenManager) refresh(ctx context.Context, profile string, r Refresher, seen *storedTokens) (string, error) {
+	// When the access token is still valid the rotation is only ahead of
+	// time: if it cannot happen now (lock busy, server unreachable), the
+	// valid token is better than an error, and the next call tries again.
+	unlock, err := m.lock(ctx, profile)
+	if err != nil {
+		if seen.accessValid(m.now()) {
+			return seen.Access, nil
+		}
+		return "", err
+	}
+	defer unlock()
+
+	st, err := m.load(ctx, profile)
+	if err != nil {
+		return "", err
+	}
+	if st.usable(m.now()) {
+		return st.Access, nil // another latch refreshed while we waited
+	}
+
+	t, err := r.Refresh(ctx, st.Refresh)
+	if refused(err) {
+		// Someone may have saved a new session without our lock (a login
+		// racing with us, an older latch): then the refusal is about a token
+		// that is no longer ours, so try once more with the current one.
+		cur, lerr := m.load(ctx, profile)
+		if lerr == nil && cur.Refresh != st.Refresh {
+			if cur.usable(m.now()) {
+				return cur.Access, nil
+			}
+			st = cur
+			t, err = r.Refresh(ctx, st.Refresh)
+		}
+	}
+	switch {
+	case refused(err):
+		return "", fmt.Errorf("profile %q: %w: %w", profile, ErrLoginRequired, err)
+	case err != nil && st.accessValid(m.now()):
+		return st.Access, nil
+	case err != nil:
+		return "", fmt.Errorf("refresh tokens of profile %q (the saved tokens are unchanged): %w", profile, err)
+	}
+
+	next, err := newStored(t, m.now())
+	if err != nil {
+		return "", fmt.Errorf("refresh tokens of profile %q (the saved tokens are unchanged): %w", profile, err)
+	}
+	next.LoggedIn = st.LoggedIn
+	next.Rotations = st.Rotations + 1
+	if err := m.store(ctx, profile, next); err != nil {
+		// The old refresh token is spent now. Within the server's grace
+		// window presenting it again returns the same successor, so an
+		// immediate retry can still save the session.
+		return "", fmt.Errorf("profile %q: the refresh succeeded at the server, but the new tokens could not be saved: %w; "+
+			"try again right away, and if that fails, log in again", profile, err)
+	}
+	return next.Access, nil
+}
+
+// refused reports whether the server rejected the refresh token itself, as
+// opposed to failing to answer.
+func refused(err error) bool {
+	return errors.Is(err, client.ErrReuseDetected) || errors.Is(err, client.ErrInvalidRefreshToken)
+}
+
+func (m *TokenManager) check(profile string) error {
+	if m.Secrets == nil || m.Dir == "" {
+		return errors.New("flows: TokenManager needs Secrets and Dir")
+	}
+	if err := vault.ValidateName(profile); err != nil {
+		return fmt.Errorf("profile %q: %w", profile, err)
+	}
+	return nil
+}
+
+func (m *TokenManager) now() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
+// load reads profile's saved tokens.
+func (m *TokenManager) load(ctx context.Context, profile string) (*storedTokens, error) {
+	raw, err := m.Secrets.Get(ctx, tokensKey(profile))
+	if errors.Is(err, vault.ErrNotFound) {
+		return nil, fmt.Errorf("profile %q has no saved session: %w: %w", profile, ErrLoginRequired, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read tokens of profile %q: %w", profile, err)
+	}
+	var st storedTokens
+	// The decoder's errors quote no input, so no token can leak through them.
+	if err := json.Unmarshal(raw, &st); err != nil || st.Access == "" || st.Refresh == "" {
+		return nil, fmt.Errorf("the saved tokens of profile %q are unreadable: %w", profile, ErrLoginRequired)
+	}
+	return &st, nil
+}
+
+func (m *TokenManager) store(ctx context.Context, profile string, st *storedTokens) error {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return m.Secrets.Set(ctx, tokensKey(profile), raw)
+}
+
+// inProcess serialises lockers within this process: flock(2) already does on
+// Linux, but fcntl-based locks on other systems do not, and waiting on a
+// channel is cheaper than polling the file.
+var inProcess sync.Map // lock path → chan struct{} (capacity 1)
+
+// lock takes profile's lock file, waiting at most LockWait. The returned
+// func releases it.
+func (m *TokenManager) lock(ctx context.Context, profile string) (func(), error) {
+	wait := m.LockWait
+	if wait <= 0 {
+		wait = defaultLockWait
+	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+
+	dir := filepath.Join(m.Dir, "locks")
+	path := filepath.Join(dir, profile+".lock")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("token lock of profile %q: %w", profile, err)
+	}
+	busy := func(err error) error {
+		if parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("profile %q: another latch has been refreshing its tokens for more than %s (lock %s); "+
+				"try again, or end that latch: %w", profile, wait, path, err)
+		}
+		return fmt.Errorf("token lock of profile %q: %w", profile, err)
+	}
+
+	v, _ := inProcess.LoadOrStore(path, make(chan struct{}, 1))
+	sem := v.(chan struct{})
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, busy(ctx.Err())
+	}
+	fl := flock.New(path, flock.SetPermissions(0o600))
+	ok, err := fl.TryLockContext(ctx, lockRetry)
+	if err != nil || !ok {
+		fl.Close()
+		<-sem
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, busy(err)
+	}
+	return func() {
+		fl.Close() // unlocks and closes the descriptor
+		<-sem
+	}, nil
+}
