@@ -13,7 +13,9 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+	"time"
 
+	"github.com/gofrs/flock"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -50,10 +52,13 @@ func openStore(ctx context.Context, path string) (*store, error) {
 		f.Close()
 		q := url.Values{}
 		q.Set("_txlock", "immediate")
+		// Pragmas run in this order on every new connection: the busy
+		// timeout first, so that switching a new file to WAL waits for a
+		// connection opening at the same time instead of failing.
+		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "foreign_keys(1)")
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(NORMAL)")
-		q.Add("_pragma", "busy_timeout(10000)")
 		dsn = "file:" + path + "?" + q.Encode()
 	}
 	db, err := sql.Open("sqlite", dsn)
@@ -67,11 +72,38 @@ func openStore(ctx context.Context, path string) (*store, error) {
 		db.SetMaxIdleConns(8)
 	}
 	s := &store{db: db}
+	if path != MemoryDB {
+		// Two processes opening a new file at once race to switch it to WAL,
+		// which SQLite answers with SQLITE_BUSY rather than waiting: take
+		// turns for the first connection and the migrations.
+		unlock, err := lockInit(ctx, path)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		defer unlock()
+		if err := db.PingContext(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+	}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// lockInit takes the lock file beside the database, waiting up to 30 s.
+func lockInit(ctx context.Context, path string) (func(), error) {
+	fl := flock.New(path+".lock", flock.SetPermissions(0o600))
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ok, err := fl.TryLockContext(ctx, 10*time.Millisecond)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("lock database %s for start-up (another latch serve starting?): %w", path, err)
+	}
+	return func() { fl.Unlock() }, nil
 }
 
 func (s *store) Close() error { return s.db.Close() }
