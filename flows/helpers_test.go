@@ -249,14 +249,3 @@ func noSecrets(t *testing.T, err error, tokens ...string) {
 		}
 	}
 }
-
-// tokenSecrets lists every token a saved entry holds.
-func tokenSecrets(st storedTokens, more ...*client.Tokens) []string {
-	out := []string{st.Access, st.Refresh}
-	for _, t := range more {
-		if t != nil {
-			out = append(out, t.AccessToken, t.RefreshToken)
-		}
-	}
-	return out
-}

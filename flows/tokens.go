@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
-	"github.com/gofrs/flock"
 	"github.com/latch-dev/latch/client"
 	"github.com/latch-dev/latch/vault"
 )
@@ -26,8 +23,6 @@ const (
 	// defaultLockWait bounds the wait for another latch that is refreshing
 	// the same profile.
 	defaultLockWait = 10 * time.Second
-	// lockRetry is how often a lock held by another process is tried again.
-	lockRetry = 10 * time.Millisecond
 )
 
 // Refresher trades a refresh token for a new token pair; *client.Client
@@ -314,11 +309,6 @@ func (m *TokenManager) store(ctx context.Context, profile string, st *storedToke
 	return m.Secrets.Set(ctx, tokensKey(profile), raw)
 }
 
-// inProcess serialises lockers within this process: flock(2) already does on
-// Linux, but fcntl-based locks on other systems do not, and waiting on a
-// channel is cheaper than polling the file.
-var inProcess sync.Map // lock path → chan struct{} (capacity 1)
-
 // lock takes profile's lock file, waiting at most LockWait. The returned
 // func releases it.
 func (m *TokenManager) lock(ctx context.Context, profile string) (func(), error) {
@@ -326,42 +316,14 @@ func (m *TokenManager) lock(ctx context.Context, profile string) (func(), error)
 	if wait <= 0 {
 		wait = defaultLockWait
 	}
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-
-	dir := filepath.Join(m.Dir, "locks")
-	path := filepath.Join(dir, profile+".lock")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	path := filepath.Join(m.Dir, "locks", profile+".lock")
+	unlock, err := vault.LockFile(ctx, path, wait)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("profile %q: another latch has been refreshing its tokens for more than %s (lock %s); "+
+			"try again, or end that latch: %w", profile, wait, path, err)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("token lock of profile %q: %w", profile, err)
 	}
-	busy := func(err error) error {
-		if parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("profile %q: another latch has been refreshing its tokens for more than %s (lock %s); "+
-				"try again, or end that latch: %w", profile, wait, path, err)
-		}
-		return fmt.Errorf("token lock of profile %q: %w", profile, err)
-	}
-
-	v, _ := inProcess.LoadOrStore(path, make(chan struct{}, 1))
-	sem := v.(chan struct{})
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, busy(ctx.Err())
-	}
-	fl := flock.New(path, flock.SetPermissions(0o600))
-	ok, err := fl.TryLockContext(ctx, lockRetry)
-	if err != nil || !ok {
-		fl.Close()
-		<-sem
-		if err == nil {
-			err = ctx.Err()
-		}
-		return nil, busy(err)
-	}
-	return func() {
-		fl.Close() // unlocks and closes the descriptor
-		<-sem
-	}, nil
+	return unlock, nil
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/gofrs/flock"
 )
 
 const (
@@ -28,8 +27,6 @@ const (
 	// lockWait bounds the wait for another process's lock when the caller's
 	// context has no deadline.
 	lockWait = 10 * time.Second
-	// lockRetry is how often a held lock is retried.
-	lockRetry = 10 * time.Millisecond
 )
 
 // ScryptWorkFactor is the scrypt work factor (log2 N) given to NEW vault
@@ -237,41 +234,16 @@ func (s *fileSecrets) forget() {
 	s.cached = nil
 }
 
-// inProcess serialises writers within this process too: flock(2) already
-// does on Linux, but fcntl-based locks on other systems do not.
-var inProcess sync.Map // lock path → chan struct{} (capacity 1)
-
-// lock takes the vault's lock file, waiting at most until ctx ends (or
-// lockWait when ctx has no deadline). The returned func releases it.
+// lock takes the vault's lock file, waiting at most lockWait when ctx has no
+// deadline of its own. The returned func releases it.
 func (s *fileSecrets) lock(ctx context.Context) (func(), error) {
+	wait := time.Duration(0)
 	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, lockWait)
-		defer cancel()
+		wait = lockWait
 	}
-	lockPath := s.path + ".lock"
-	if err := os.MkdirAll(filepath.Dir(lockPath), dirPerm); err != nil {
+	unlock, err := LockFile(ctx, s.path+".lock", wait)
+	if err != nil {
 		return nil, fmt.Errorf("file vault: %w", err)
 	}
-	v, _ := inProcess.LoadOrStore(lockPath, make(chan struct{}, 1))
-	sem := v.(chan struct{})
-	select {
-	case sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("file vault lock %s: %w", lockPath, ErrTimeout)
-	}
-	fl := flock.New(lockPath, flock.SetPermissions(filePerm))
-	ok, err := fl.TryLockContext(ctx, lockRetry)
-	if err != nil || !ok {
-		fl.Close()
-		<-sem
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("file vault lock %s: another latch is holding it: %w", lockPath, ErrTimeout)
-		}
-		return nil, fmt.Errorf("file vault lock %s: %w", lockPath, err)
-	}
-	return func() {
-		fl.Close() // unlocks and closes the descriptor
-		<-sem
-	}, nil
+	return unlock, nil
 }
