@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/latch-dev/latch/flows"
 )
 
 // Exit codes.
@@ -41,11 +43,17 @@ func NewRootCmd() *cobra.Command {
 		Short: "A terminal account client, and the auth backend it talks to",
 		Long: `latch is a terminal account client and the auth backend it talks to.
 
-Today it ships the backend, 'latch serve': accounts, login, refresh tokens that
-rotate on every use with reuse detection, and sessions. The client commands
-come next.`,
-		Example: `  latch serve --dev            # a throwaway backend on 127.0.0.1:8080
-  latch serve --db ./latch.db  # a persistent backend`,
+The client logs in from a terminal, keeps the refresh token in the system
+keyring (or an encrypted file vault), and hands out a valid access token at
+any moment, rotating it safely even when many latch processes ask at once.
+'latch serve' is the backend: accounts, login, refresh tokens that rotate on
+every use with reuse detection, and sessions.
+
+Exit codes: 0 ok, 1 error, 2 usage, 4 login required.`,
+		Example: `  latch serve --dev                                          # a throwaway backend
+  latch signup --server http://127.0.0.1:8080 -u alice --email alice@example.com
+  latch token                                                # a valid access token
+  latch status`,
 		Version:       Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -56,7 +64,10 @@ come next.`,
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCmd(nil))
+	g := newGlobals()
+	g.bind(root)
+	root.AddCommand(newServeCmd(nil), newSignupCmd(g, nil), newLoginCmd(g, nil), newLogoutCmd(g),
+		newTokenCmd(g), newStatusCmd(g), newAPICmd(g), newProfileCmd(g))
 	return root
 }
 
@@ -69,7 +80,13 @@ func Execute() int {
 		return exitOK
 	}
 	var ue usageError
+	var ql quietLoginRequired
 	switch {
+	case errors.As(err, &ql):
+		return exitLogin
+	case errors.Is(err, flows.ErrLoginRequired):
+		fmt.Fprintln(os.Stderr, "latch:", err)
+		return exitLogin
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"),
 		strings.HasPrefix(err.Error(), "unknown flag"):
 		if err.Error() != "no command given" {

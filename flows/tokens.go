@@ -196,18 +196,65 @@ func (m *TokenManager) AccessToken(ctx context.Context, profile string, r Refres
 	if st.usable(m.now()) {
 		return st.Access, nil
 	}
-	return m.refresh(ctx, profile, r, st)
+	return m.refresh(ctx, profile, r, st, "")
+}
+
+// Rotate refreshes profile's tokens now, even if the access token is still
+// valid, unless the saved access token is no longer stale: then another latch
+// has rotated meanwhile and its token is returned. Callers pass the access
+// token the server refused (or the one on screen for "refresh now").
+func (m *TokenManager) Rotate(ctx context.Context, profile string, r Refresher, stale string) (string, error) {
+	if err := m.check(profile); err != nil {
+		return "", err
+	}
+	st, err := m.load(ctx, profile)
+	if err != nil {
+		return "", err
+	}
+	if stale == "" {
+		stale = st.Access
+	}
+	return m.refresh(ctx, profile, r, st, stale)
+}
+
+// Forget deletes profile's saved tokens, waiting for a refresh in progress.
+func (m *TokenManager) Forget(ctx context.Context, profile string) error {
+	if err := m.check(profile); err != nil {
+		return err
+	}
+	unlock, err := m.lock(ctx, profile)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := m.Secrets.Delete(ctx, tokensKey(profile)); err != nil {
+		return fmt.Errorf("delete tokens of profile %q: %w", profile, err)
+	}
+	return nil
+}
+
+// RefreshToken returns profile's saved refresh token, for logging out.
+func (m *TokenManager) RefreshToken(ctx context.Context, profile string) (string, error) {
+	if err := m.check(profile); err != nil {
+		return "", err
+	}
+	st, err := m.load(ctx, profile)
+	if err != nil {
+		return "", err
+	}
+	return st.Refresh, nil
 }
 
 // refresh rotates the tokens under the profile's lock. seen is what was read
-// before taking it.
-func (m *TokenManager) refresh(ctx context.Context, profile string, r Refresher, seen *storedTokens) (string, error) {
+// before taking it; stale, when set, is an access token that must not be
+// handed out again even if it looks valid.
+func (m *TokenManager) refresh(ctx context.Context, profile string, r Refresher, seen *storedTokens, stale string) (string, error) {
 	// When the access token is still valid the rotation is only ahead of
 	// time: if it cannot happen now (lock busy, server unreachable), the
 	// valid token is better than an error, and the next call tries again.
 	unlock, err := m.lock(ctx, profile)
 	if err != nil {
-		if seen.accessValid(m.now()) {
+		if stale == "" && seen.accessValid(m.now()) {
 			return seen.Access, nil
 		}
 		return "", err
@@ -218,7 +265,8 @@ func (m *TokenManager) refresh(ctx context.Context, profile string, r Refresher,
 	if err != nil {
 		return "", err
 	}
-	if st.usable(m.now()) {
+	fresh := func(s *storedTokens) bool { return s.usable(m.now()) && s.Access != stale }
+	if fresh(st) {
 		return st.Access, nil // another latch refreshed while we waited
 	}
 
@@ -229,7 +277,7 @@ func (m *TokenManager) refresh(ctx context.Context, profile string, r Refresher,
 		// that is no longer ours, so try once more with the current one.
 		cur, lerr := m.load(ctx, profile)
 		if lerr == nil && cur.Refresh != st.Refresh {
-			if cur.usable(m.now()) {
+			if fresh(cur) {
 				return cur.Access, nil
 			}
 			st = cur
@@ -239,7 +287,7 @@ func (m *TokenManager) refresh(ctx context.Context, profile string, r Refresher,
 	switch {
 	case refused(err):
 		return "", fmt.Errorf("profile %q: %w: %w", profile, ErrLoginRequired, err)
-	case err != nil && st.accessValid(m.now()):
+	case err != nil && stale == "" && st.accessValid(m.now()):
 		return st.Access, nil
 	case err != nil:
 		return "", fmt.Errorf("refresh tokens of profile %q (the saved tokens are unchanged): %w", profile, err)

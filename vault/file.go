@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -34,6 +35,23 @@ const (
 // that exists. Production keeps age's default, 18 (about a second); tests of
 // packages that use the file vault lower it to stay fast.
 var ScryptWorkFactor = 18
+
+// WorkFactorEnv names the variable that sets the scrypt work factor of new
+// vault files (10–22). Lower is faster to open and cheaper to guess; it is
+// meant for tests and throwaway homes.
+const WorkFactorEnv = "LATCH_VAULT_SCRYPT_WORK_FACTOR"
+
+func workFactor() (int, error) {
+	v := os.Getenv(WorkFactorEnv)
+	if v == "" {
+		return ScryptWorkFactor, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 10 || n > 22 {
+		return 0, fmt.Errorf("%s=%q: want a whole number from 10 to 22", WorkFactorEnv, v)
+	}
+	return n, nil
+}
 
 // fileSecrets is an age (scrypt passphrase) encrypted file holding a JSON
 // object key → base64 value. Writers serialise on a lock file next to it, and
@@ -137,7 +155,11 @@ func (s *fileSecrets) update(ctx context.Context, change func(map[string][]byte)
 	if err != nil {
 		return fmt.Errorf("file vault: %w", err)
 	}
-	r.SetWorkFactor(ScryptWorkFactor)
+	wf, err := workFactor()
+	if err != nil {
+		return fmt.Errorf("file vault: %w", err)
+	}
+	r.SetWorkFactor(wf)
 	err = writeFileAtomic(s.path, func(w io.Writer) error {
 		enc, err := age.Encrypt(w, r)
 		if err != nil {

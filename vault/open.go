@@ -18,8 +18,8 @@ const (
 // Choice reports which backend Open picked and why, so the CLI can tell the
 // user (for example that the keyring was unusable).
 type Choice struct {
-	Backend string // "keyring", "file" or "memory"
-	Reason  string
+	Backend string `json:"backend"` // "keyring", "file" or "memory"
+	Reason  string `json:"reason"`
 }
 
 // newSystemKeyring builds the keyring Open uses; tests swap it for a fake.
@@ -74,6 +74,21 @@ func Open(ctx context.Context, mode, dir string, passphrase func() ([]byte, erro
 		}, nil
 	default:
 		return nil, Choice{}, fmt.Errorf("unknown vault mode %q: use %s, %s, %s or %s", mode, ModeAuto, ModeKeyring, ModeFile, ModeMemory)
+	}
+}
+
+// Reopen returns the backend of an earlier Choice without probing it again
+// (a probe writes to the keyring, which is too slow to repeat on every run).
+// A keyring that stopped working shows up as a classified error on the first
+// Get or Set, not as a switch to another store.
+func Reopen(c Choice, dir string, passphrase func() ([]byte, error)) (Secrets, error) {
+	switch c.Backend {
+	case ModeKeyring:
+		return newKeyringSecrets(newSystemKeyring()), nil
+	case ModeFile:
+		return newFileSecrets(dir, passphrase)
+	default:
+		return nil, fmt.Errorf("cannot reopen the %q vault: use %s or %s", c.Backend, ModeKeyring, ModeFile)
 	}
 }
 

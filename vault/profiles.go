@@ -2,6 +2,7 @@ package vault
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +41,10 @@ type Profile struct {
 type Config struct {
 	Current  string    `json:"current,omitempty"`
 	Profiles []Profile `json:"profiles"`
+	// Vault is the backend the first "auto" choice settled on, remembered so
+	// that later runs neither probe the keyring again nor look for secrets
+	// in a different store than the one that holds them.
+	Vault *Choice `json:"vault,omitempty"`
 }
 
 // Home returns latch's directory — $LATCH_HOME when set, else
@@ -101,6 +106,26 @@ func (c *Config) save(dir string, wrap func(io.Writer) io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	}, wrap)
+}
+
+// UpdateConfig reads the profiles file in dir, lets change modify it and
+// saves it, all under a lock file, so that two latch processes changing
+// profiles at once do not lose either change. If change fails nothing is
+// written.
+func UpdateConfig(ctx context.Context, dir string, change func(*Config) error) error {
+	unlock, err := LockFile(ctx, filepath.Join(dir, configFile+".lock"), lockWait)
+	if err != nil {
+		return fmt.Errorf("profiles: %w", err)
+	}
+	defer unlock()
+	c, err := LoadConfig(dir)
+	if err != nil {
+		return err
+	}
+	if err := change(c); err != nil {
+		return err
+	}
+	return c.Save(dir)
 }
 
 // Get returns the profile called name, or an error wrapping ErrNotFound.

@@ -1,0 +1,179 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/latch-dev/latch/client"
+	"github.com/latch-dev/latch/flows"
+	"github.com/latch-dev/latch/vault"
+)
+
+// Environment variables the client commands read.
+const (
+	envVault      = "LATCH_VAULT"
+	envPassphrase = "LATCH_VAULT_PASSPHRASE"
+	envProfile    = "LATCH_PROFILE"
+)
+
+// globals are the persistent flags every client command shares, and the
+// process's terminal, which tests replace.
+type globals struct {
+	profile  string
+	vault    string
+	insecure bool
+
+	in       io.Reader
+	out, err io.Writer
+	lines    *bufio.Reader // over in, shared so no prompt loses another's input
+	// tty reports whether stdin is a terminal a prompt can use.
+	tty func() bool
+	// readSecret reads a line from the terminal without echo.
+	readSecret func(prompt string) ([]byte, error)
+	// env is set by tests that build their own Env.
+	env *flows.Env
+}
+
+func newGlobals() *globals {
+	return &globals{
+		in: os.Stdin, out: os.Stdout, err: os.Stderr,
+		tty: func() bool { return term.IsTerminal(int(os.Stdin.Fd())) },
+		readSecret: func(prompt string) ([]byte, error) {
+			fmt.Fprint(os.Stderr, prompt)
+			defer fmt.Fprintln(os.Stderr)
+			return term.ReadPassword(int(os.Stdin.Fd()))
+		},
+	}
+}
+
+func (g *globals) bind(root *cobra.Command) {
+	f := root.PersistentFlags()
+	f.StringVarP(&g.profile, "profile", "p", os.Getenv(envProfile), "profile to act on (env LATCH_PROFILE; default: the current profile)")
+	def := os.Getenv(envVault)
+	if def == "" {
+		def = vault.ModeAuto
+	}
+	f.StringVar(&g.vault, "vault", def, "where secrets are kept: auto, keyring, file or memory (env LATCH_VAULT)")
+	f.BoolVar(&g.insecure, "insecure", false, "allow plain http:// to servers that are not loopback")
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		g.in, g.out, g.err = cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+	}
+}
+
+// openEnv opens latch's home and vault for a client command.
+func (g *globals) openEnv(ctx context.Context) (*flows.Env, error) {
+	if g.env != nil {
+		return g.env, nil
+	}
+	switch g.vault {
+	case vault.ModeAuto, vault.ModeKeyring, vault.ModeFile, vault.ModeMemory:
+	default:
+		return nil, usagef("--vault %q: use auto, keyring, file or memory", g.vault)
+	}
+	home, err := vault.Home()
+	if err != nil {
+		return nil, err
+	}
+	e, err := flows.OpenEnv(ctx, home, flows.VaultOptions{Mode: g.vault, Passphrase: g.passphrase(home)})
+	if err != nil {
+		return nil, err
+	}
+	e.Client = func(server string) (*client.Client, error) {
+		return client.New(server, client.Options{Insecure: g.insecure, Version: Version})
+	}
+	g.env = e
+	return e, nil
+}
+
+// passphrase returns the file vault's passphrase source: the environment, or
+// a prompt on the terminal (asked twice when the vault is new).
+func (g *globals) passphrase(home string) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		if p := os.Getenv(envPassphrase); p != "" {
+			return []byte(p), nil
+		}
+		if !g.tty() {
+			return nil, fmt.Errorf("the encrypted file vault needs a passphrase: set %s, or run latch on a terminal", envPassphrase)
+		}
+		if _, err := os.Stat(filepath.Join(home, "secrets.age")); err == nil {
+			return g.readSecret("Vault passphrase: ")
+		}
+		p, err := g.readSecret("New vault passphrase (encrypts " + filepath.Join(home, "secrets.age") + "): ")
+		if err != nil {
+			return nil, err
+		}
+		again, err := g.readSecret("Repeat the passphrase: ")
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(p, again) {
+			return nil, errors.New("the passphrases differ; nothing was saved")
+		}
+		return p, nil
+	}
+}
+
+// password reads a password: the first line of stdin with --password-stdin,
+// else a masked prompt on a terminal. It is never a flag value.
+func (g *globals) password(fromStdin bool, prompt string) (string, error) {
+	if fromStdin {
+		line, err := g.readLine()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("read the password from stdin: %w", err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			return "", usagef("--password-stdin: stdin held no password")
+		}
+		return line, nil
+	}
+	if !g.tty() {
+		return "", usagef("no terminal to ask for the password: pipe it in with --password-stdin")
+	}
+	b, err := g.readSecret(prompt)
+	if err != nil {
+		return "", fmt.Errorf("read the password: %w", err)
+	}
+	if len(b) == 0 {
+		return "", usagef("empty password")
+	}
+	return string(b), nil
+}
+
+// value returns a flag's value, or prompts for it on a terminal, or fails
+// naming the flag.
+func (g *globals) value(v, flag, prompt string) (string, error) {
+	if v != "" {
+		return v, nil
+	}
+	if !g.tty() {
+		return "", usagef("missing --%s (no terminal to ask on)", flag)
+	}
+	fmt.Fprint(g.err, prompt)
+	line, err := g.readLine()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return "", usagef("missing --%s", flag)
+	}
+	return line, nil
+}
+
+func (g *globals) readLine() (string, error) {
+	if g.lines == nil {
+		g.lines = bufio.NewReader(g.in)
+	}
+	return g.lines.ReadString('\n')
+}

@@ -1,0 +1,182 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latch-dev/latch/flows"
+	"github.com/latch-dev/latch/vault"
+)
+
+type loginOptions struct {
+	g             *globals
+	Server        string
+	Username      string
+	PasswordStdin bool
+}
+
+func newLoginCmd(g *globals, runF func(context.Context, *loginOptions) error) *cobra.Command {
+	o := &loginOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "login",
+		Short: "Log in to a latch server and keep the session in the vault",
+		Long: `Log in with a username (or email) and password. The refresh token goes to
+the vault (the system keyring, or the encrypted file vault), and the profile
+becomes the current one.
+
+Without --server, latch logs in again to the profile's server and user.
+The password is read from a masked prompt, or from stdin with
+--password-stdin; it is never a flag value.`,
+		Example: `  latch login --server https://auth.example.com --username alice
+  printf '%s\n' "$PASSWORD" | latch login --server http://127.0.0.1:8080 -u alice --password-stdin
+  latch login --profile work          # log in again to a known profile`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return loginRun(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Server, "server", "", "URL of the latch server (default: the profile's)")
+	f.StringVarP(&o.Username, "username", "u", "", "username or email (default: the profile's)")
+	f.BoolVar(&o.PasswordStdin, "password-stdin", false, "read the password from the first line of stdin")
+	return cmd
+}
+
+func loginRun(ctx context.Context, o *loginOptions) error {
+	g := o.g
+	e, err := g.openEnv(ctx)
+	if err != nil {
+		return err
+	}
+	name := g.profile
+	if o.Server == "" || o.Username == "" {
+		// Fill the gaps from a known profile: the named one, or the
+		// current one when no server was given either.
+		if p, err := e.Profile(name); err == nil && (name != "" || o.Server == "") {
+			if o.Server == "" {
+				o.Server = p.Server
+			}
+			if o.Username == "" && sameServer(o.Server, p.Server) {
+				o.Username = p.Username
+			}
+			name = p.Name
+		}
+	}
+	if o.Server, err = g.value(o.Server, "server", "Server URL: "); err != nil {
+		return err
+	}
+	if o.Username, err = g.value(o.Username, "username", "Username or email: "); err != nil {
+		return err
+	}
+	pw, err := g.password(o.PasswordStdin, "Password for "+o.Username+": ")
+	if err != nil {
+		return err
+	}
+	res, err := e.Login(ctx, flows.LoginRequest{Profile: name, Server: o.Server, Identifier: o.Username, Password: pw})
+	if err != nil {
+		return err
+	}
+	if res.MFA != nil {
+		return res.MFA
+	}
+	printLoggedIn(g, e, res.Profile)
+	return nil
+}
+
+func printLoggedIn(g *globals, e *flows.Env, p vault.Profile) {
+	fmt.Fprintf(g.out, "Logged in to %s as %s (profile %q).\n", p.Server, p.Username, p.Name)
+	fmt.Fprintf(g.err, "Session saved in the %s vault: %s.\n", e.Vault.Backend, e.Vault.Reason)
+	if e.Vault.Backend == vault.ModeMemory {
+		fmt.Fprintln(g.err, "Warning: the memory vault forgets the session when this latch exits.")
+	}
+}
+
+func sameServer(a, b string) bool {
+	return a == b || a+"/" == b || a == b+"/"
+}
+
+type signupOptions struct {
+	g             *globals
+	Server        string
+	Username      string
+	Email         string
+	PasswordStdin bool
+	NoLogin       bool
+}
+
+func newSignupCmd(g *globals, runF func(context.Context, *signupOptions) error) *cobra.Command {
+	o := &signupOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "signup",
+		Short: "Create an account on a latch server, then log in",
+		Long: `Create an account and log in to it (unless --no-login). The server checks
+the password's strength and tells which field is wrong.`,
+		Example: `  latch signup --server http://127.0.0.1:8080 --username alice --email alice@example.com
+  printf '%s\n' "$PASSWORD" | latch signup --server URL -u alice --email a@example.com --password-stdin`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return signupRun(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Server, "server", "", "URL of the latch server")
+	f.StringVarP(&o.Username, "username", "u", "", "username for the new account")
+	f.StringVar(&o.Email, "email", "", "email address for the new account")
+	f.BoolVar(&o.PasswordStdin, "password-stdin", false, "read the password from the first line of stdin")
+	f.BoolVar(&o.NoLogin, "no-login", false, "create the account without logging in")
+	return cmd
+}
+
+func signupRun(ctx context.Context, o *signupOptions) error {
+	g := o.g
+	e, err := g.openEnv(ctx)
+	if err != nil {
+		return err
+	}
+	if o.Server, err = g.value(o.Server, "server", "Server URL: "); err != nil {
+		return err
+	}
+	if o.Username, err = g.value(o.Username, "username", "Username: "); err != nil {
+		return err
+	}
+	if o.Email, err = g.value(o.Email, "email", "Email: "); err != nil {
+		return err
+	}
+	pw, err := g.password(o.PasswordStdin, "Password: ")
+	if err != nil {
+		return err
+	}
+	if !o.PasswordStdin {
+		again, err := g.password(false, "Repeat the password: ")
+		if err != nil {
+			return err
+		}
+		if again != pw {
+			return usagef("the passwords differ")
+		}
+	}
+	res, err := e.Signup(ctx, flows.SignupRequest{
+		Profile: g.profile, Server: o.Server, Username: o.Username, Email: o.Email, Password: pw, NoLogin: o.NoLogin,
+	})
+	if err != nil {
+		return err
+	}
+	if o.NoLogin {
+		fmt.Fprintf(g.out, "Created account %s on %s.\n", o.Username, res.Profile.Server)
+		return nil
+	}
+	if res.MFA != nil {
+		return res.MFA
+	}
+	fmt.Fprintf(g.out, "Created account %s.\n", o.Username)
+	printLoggedIn(g, e, res.Profile)
+	return nil
+}

@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latch-dev/latch/flows"
+)
+
+// statusJSON is `latch status --json`. Times are RFC 3339; nothing secret.
+type statusJSON struct {
+	Vault    vaultJSON     `json:"vault"`
+	Profiles []profileJSON `json:"profiles"`
+}
+
+type vaultJSON struct {
+	Backend string `json:"backend"`
+	Reason  string `json:"reason"`
+}
+
+type profileJSON struct {
+	Name             string     `json:"name"`
+	Current          bool       `json:"current"`
+	Kind             string     `json:"kind"`
+	Server           string     `json:"server,omitempty"`
+	Username         string     `json:"username,omitempty"`
+	Issuer           string     `json:"issuer,omitempty"`
+	ClientID         string     `json:"client_id,omitempty"`
+	State            string     `json:"state"`
+	Error            string     `json:"error,omitempty"`
+	AccessExpiresAt  *time.Time `json:"access_expires_at,omitempty"`
+	RefreshExpiresAt *time.Time `json:"refresh_expires_at,omitempty"`
+	LoggedInAt       *time.Time `json:"logged_in_at,omitempty"`
+	IssuedAt         *time.Time `json:"issued_at,omitempty"`
+	Rotations        int        `json:"rotations"`
+	NextRotationAt   *time.Time `json:"next_rotation_at,omitempty"`
+}
+
+type statusOptions struct {
+	g    *globals
+	JSON bool
+	All  bool
+	now  func() time.Time
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	o := &statusOptions{g: g, now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the profiles, their sessions and the vault in use",
+		Long: `Show what latch knows locally: the profile (or every profile with --all),
+whether it holds a session, when the access token expires and when it will
+next rotate, and which vault keeps the secrets and why. It does not call the
+server or refresh anything.
+
+Exit code 0 when the profile is logged in, 4 when it is not.`,
+		Example: `  latch status
+  latch status --all
+  latch status --json | jq -r .profiles[0].state`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return statusRun(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&o.All, "all", false, "show every profile")
+	return cmd
+}
+
+func statusRun(ctx context.Context, o *statusOptions) error {
+	g := o.g
+	e, err := g.openEnv(ctx)
+	if err != nil {
+		return err
+	}
+	var list []flows.ProfileStatus
+	if o.All {
+		if list, err = e.Status(ctx); err != nil {
+			return err
+		}
+	} else {
+		st, err := e.ProfileStatus(ctx, g.profile)
+		if err != nil && !errors.Is(err, flows.ErrNoProfile) {
+			return err
+		}
+		if err == nil {
+			list = []flows.ProfileStatus{st}
+		}
+	}
+	out := statusJSON{Vault: vaultJSON{Backend: e.Vault.Backend, Reason: e.Vault.Reason}, Profiles: []profileJSON{}}
+	for _, st := range list {
+		out.Profiles = append(out.Profiles, toProfileJSON(st))
+	}
+	if o.JSON {
+		if err := writeJSON(g.out, out); err != nil {
+			return err
+		}
+	} else {
+		printStatus(g.out, out, o.now())
+	}
+	if !o.All && (len(list) == 0 || list[0].State != flows.StateLoggedIn) {
+		return quietLoginRequired{}
+	}
+	return nil
+}
+
+func toProfileJSON(st flows.ProfileStatus) profileJSON {
+	p := profileJSON{
+		Name: st.Profile.Name, Current: st.Current, Kind: st.Profile.Kind, Server: st.Profile.Server,
+		Username: st.Profile.Username, Issuer: st.Profile.Issuer, ClientID: st.Profile.ClientID, State: st.State,
+	}
+	if st.Error != nil {
+		p.Error = st.Error.Error()
+	}
+	if t := st.Tokens; t != nil {
+		p.AccessExpiresAt = timePtr(t.AccessExpiresAt)
+		p.RefreshExpiresAt = timePtr(t.RefreshExpiresAt)
+		p.LoggedInAt = timePtr(t.LoggedInAt)
+		p.IssuedAt = timePtr(t.IssuedAt)
+		p.Rotations = t.Rotations
+		p.NextRotationAt = timePtr(t.RotateAt)
+	}
+	return p
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+var stateText = map[string]string{
+	flows.StateLoggedIn:  "logged in",
+	flows.StateExpired:   "session expired: log in again",
+	flows.StateLoggedOut: "logged out",
+	flows.StateUnknown:   "unknown",
+}
+
+func printStatus(w io.Writer, s statusJSON, now time.Time) {
+	if len(s.Profiles) == 0 {
+		fmt.Fprintln(w, "Not logged in: no profiles yet. Run latch login --server URL, or latch signup.")
+	}
+	for i, p := range s.Profiles {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		mark := ""
+		if p.Current {
+			mark = " (current)"
+		}
+		fmt.Fprintf(w, "%s%s\n", p.Name, mark)
+		where := p.Server
+		if where == "" {
+			where = p.Issuer
+		}
+		fmt.Fprintf(w, "  server:     %s\n", where)
+		if p.Username != "" {
+			fmt.Fprintf(w, "  user:       %s\n", p.Username)
+		}
+		fmt.Fprintf(w, "  state:      %s\n", stateText[p.State])
+		if p.Error != "" {
+			fmt.Fprintf(w, "  error:      %s\n", p.Error)
+		}
+		if p.AccessExpiresAt != nil {
+			fmt.Fprintf(w, "  access:     %s\n", relTime(now, *p.AccessExpiresAt, "expires", "expired"))
+		}
+		if p.RefreshExpiresAt != nil {
+			fmt.Fprintf(w, "  session:    %s (idle limit)\n", relTime(now, *p.RefreshExpiresAt, "expires", "expired"))
+		}
+		if p.NextRotationAt != nil && p.State == flows.StateLoggedIn {
+			fmt.Fprintf(w, "  rotation:   %d so far; next %s\n", p.Rotations, relTime(now, *p.NextRotationAt, "", "due now"))
+		}
+		if p.LoggedInAt != nil {
+			fmt.Fprintf(w, "  logged in:  %s\n", p.LoggedInAt.Local().Format(time.DateTime))
+		}
+	}
+	fmt.Fprintf(w, "\nvault: %s — %s\n", s.Vault.Backend, s.Vault.Reason)
+}
+
+// relTime says "expires in 4m10s (15:04:05)" or "expired 3s ago".
+func relTime(now, t time.Time, future, past string) string {
+	d := t.Sub(now).Round(time.Second)
+	clock := t.Local().Format("15:04:05")
+	if d > 0 {
+		if future == "" {
+			return fmt.Sprintf("in %s (%s)", d, clock)
+		}
+		return fmt.Sprintf("%s in %s (%s)", future, d, clock)
+	}
+	return fmt.Sprintf("%s (%s)", past, clock)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// quietLoginRequired exits 4 without a message: status already said why.
+type quietLoginRequired struct{}
+
+func (quietLoginRequired) Error() string { return "not logged in" }
+func (quietLoginRequired) Is(target error) bool {
+	return target == flows.ErrLoginRequired
+}

@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+func newTokenCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "token",
+		Short: "Print a valid access token, refreshing it if needed",
+		Long: `Print the profile's access token on stdout. When it is about to expire (or
+the session's refresh token is three quarters through its idle lifetime),
+latch refreshes first, under a lock shared by every latch process, and saves
+the rotated refresh token before printing. Exit code 4 means the session is
+over: log in again.`,
+		Example: `  curl -H "Authorization: Bearer $(latch token)" http://127.0.0.1:8080/auth/me
+  latch token --profile work`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			e, err := g.openEnv(ctx)
+			if err != nil {
+				return err
+			}
+			tok, err := e.Token(ctx, g.profile)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(g.out, tok)
+			return err
+		},
+	}
+}
+
+type apiOptions struct {
+	g       *globals
+	Method  string
+	Data    string
+	Include bool
+}
+
+func newAPICmd(g *globals) *cobra.Command {
+	o := &apiOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "api PATH",
+		Short: "Make an authenticated request to the profile's server",
+		Long: `Send a request to PATH on the profile's server with a valid access token,
+like gh api, and print the response body. A status of 400 or more prints the
+body and exits 1. --data sends a JSON body (use @FILE to read a file, or @-
+for stdin); with --data the method defaults to POST.`,
+		Example: `  latch api /auth/me
+  latch api /auth/sessions
+  latch api -X DELETE /auth/sessions/SESSION_ID
+  latch api /auth/password --data '{"current_password":"…","new_password":"…"}'`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return apiRun(cmd.Context(), o, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.Method, "method", "X", "", "HTTP method (default GET, or POST with --data)")
+	f.StringVarP(&o.Data, "data", "d", "", "JSON request body, @FILE or @- for stdin")
+	f.BoolVarP(&o.Include, "include", "i", false, "print the status line and headers too")
+	return cmd
+}
+
+func apiRun(ctx context.Context, o *apiOptions, path string) error {
+	g := o.g
+	method := strings.ToUpper(o.Method)
+	var body []byte
+	switch {
+	case strings.HasPrefix(o.Data, "@-"):
+		b, err := io.ReadAll(io.LimitReader(g.in, 1<<20+1))
+		if err != nil {
+			return fmt.Errorf("read the body from stdin: %w", err)
+		}
+		body = b
+	case strings.HasPrefix(o.Data, "@"):
+		b, err := os.ReadFile(o.Data[1:])
+		if err != nil {
+			return usagef("--data: %v", err)
+		}
+		body = b
+	case o.Data != "":
+		body = []byte(o.Data)
+	}
+	if len(body) > 1<<20 {
+		return usagef("--data: the body is larger than 1 MiB")
+	}
+	if body != nil && !json.Valid(body) {
+		return usagef("--data: not valid JSON")
+	}
+	if method == "" {
+		method = http.MethodGet
+		if body != nil {
+			method = http.MethodPost
+		}
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	e, err := g.openEnv(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := e.API(ctx, g.profile, method, path, body)
+	if err != nil {
+		return err
+	}
+	if o.Include {
+		fmt.Fprintf(g.out, "HTTP %d %s\n", res.Status, http.StatusText(res.Status))
+		res.Header.Write(g.out)
+		fmt.Fprintln(g.out)
+	}
+	g.out.Write(res.Body)
+	if len(res.Body) > 0 && res.Body[len(res.Body)-1] != '\n' {
+		fmt.Fprintln(g.out)
+	}
+	if res.Status >= 400 {
+		return silentError{fmt.Errorf("HTTP %d", res.Status)}
+	}
+	return nil
+}
+
+// silentError fails the command (exit 1) with a short message, because what
+// the user needs to see was already printed.
+type silentError struct{ err error }
+
+func (e silentError) Error() string { return e.err.Error() }
+func (e silentError) Unwrap() error { return e.err }

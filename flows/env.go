@@ -1,0 +1,171 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/latch-dev/latch/client"
+	"github.com/latch-dev/latch/vault"
+)
+
+// ErrNoProfile means no profile was named and none is current.
+var ErrNoProfile = errors.New("no profile selected")
+
+// Env is what the account flows share: latch's home directory, the vault
+// holding the secrets (and why it was chosen), a clock, and how to reach a
+// server. The CLI and the TUI each build one and pass it to every flow.
+type Env struct {
+	Home    string
+	Secrets vault.Secrets
+	Vault   vault.Choice
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Client returns an API client for a server URL; nil means client.New
+	// with default options.
+	Client func(server string) (*client.Client, error)
+}
+
+// VaultOptions says how OpenEnv picks the vault.
+type VaultOptions struct {
+	// Mode is auto, keyring, file or memory ("" = auto).
+	Mode string
+	// Passphrase returns the file vault's passphrase when it is first needed.
+	Passphrase func() ([]byte, error)
+}
+
+// OpenEnv opens latch's home and vault. In auto mode the first run probes the
+// keyring and remembers the outcome in the profiles file; later runs reopen
+// the remembered backend without probing, so that secrets are always looked
+// for where they were put, and a keyring that stops working is reported as
+// such rather than silently replaced by another store.
+func OpenEnv(ctx context.Context, home string, opts VaultOptions) (*Env, error) {
+	cfg, err := vault.LoadConfig(home)
+	if err != nil {
+		return nil, err
+	}
+	mode := opts.Mode
+	if mode == "" {
+		mode = vault.ModeAuto
+	}
+	if mode == vault.ModeAuto && cfg.Vault != nil {
+		s, err := vault.Reopen(*cfg.Vault, home, opts.Passphrase)
+		if err != nil {
+			return nil, err
+		}
+		c := *cfg.Vault
+		c.Reason += " (remembered from the first run; choose another with --vault)"
+		return &Env{Home: home, Secrets: s, Vault: c}, nil
+	}
+	s, choice, err := vault.Open(ctx, mode, home, opts.Passphrase)
+	if err != nil {
+		return nil, err
+	}
+	if mode == vault.ModeAuto {
+		err := vault.UpdateConfig(ctx, home, func(c *vault.Config) error {
+			if c.Vault == nil {
+				c.Vault = &choice
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("remember the vault choice: %w", err)
+		}
+	}
+	return &Env{Home: home, Secrets: s, Vault: choice}, nil
+}
+
+// Tokens returns the token manager over this Env's vault.
+func (e *Env) Tokens() *TokenManager {
+	return &TokenManager{Secrets: e.Secrets, Dir: e.Home, Now: e.Now}
+}
+
+func (e *Env) client(server string) (*client.Client, error) {
+	if e.Client != nil {
+		return e.Client(server)
+	}
+	return client.New(server, client.Options{})
+}
+
+func (e *Env) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// Config reads the profiles file.
+func (e *Env) Config() (*vault.Config, error) { return vault.LoadConfig(e.Home) }
+
+// Profile resolves which profile a command acts on: name when given, else
+// the current one, else the only one. The error for none matches
+// ErrNoProfile and ErrLoginRequired.
+func (e *Env) Profile(name string) (vault.Profile, error) {
+	cfg, err := e.Config()
+	if err != nil {
+		return vault.Profile{}, err
+	}
+	return pickProfile(cfg, name)
+}
+
+func pickProfile(cfg *vault.Config, name string) (vault.Profile, error) {
+	switch {
+	case name != "":
+		p, err := cfg.Get(name)
+		if err != nil {
+			return p, fmt.Errorf("no profile named %q: log in with --profile %s to create it, or see latch profile list: %w",
+				name, name, ErrLoginRequired)
+		}
+		return p, nil
+	case cfg.Current != "":
+		return cfg.Get(cfg.Current)
+	case len(cfg.Profiles) == 1:
+		return cfg.Profiles[0], nil
+	case len(cfg.Profiles) == 0:
+		return vault.Profile{}, fmt.Errorf("%w: you are not logged in anywhere; run latch login --server URL: %w",
+			ErrNoProfile, ErrLoginRequired)
+	default:
+		return vault.Profile{}, fmt.Errorf("%w: %d profiles and none is current; pick one with --profile NAME or latch profile use NAME: %w",
+			ErrNoProfile, len(cfg.Profiles), ErrLoginRequired)
+	}
+}
+
+// ProfileName picks the name for a new login to server as username: the
+// existing profile for that pair, else "default" for the very first one,
+// else "username@host".
+func ProfileName(cfg *vault.Config, server, username string) string {
+	for _, p := range cfg.Profiles {
+		if p.Kind == vault.KindAccount && sameServer(p.Server, server) && strings.EqualFold(p.Username, username) {
+			return p.Name
+		}
+	}
+	if len(cfg.Profiles) == 0 {
+		return "default"
+	}
+	host := server
+	if u, err := url.Parse(server); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	name := username + "@" + strings.NewReplacer(":", "-", "[", "", "]", "").Replace(host)
+	if vault.ValidateName(name) != nil {
+		return "profile" + fmt.Sprint(len(cfg.Profiles)+1)
+	}
+	return name
+}
+
+func sameServer(a, b string) bool {
+	return strings.TrimRight(a, "/") == strings.TrimRight(b, "/")
+}
+
+// ServerInfo reads a server's public policy (GET /auth/config): the TUI's
+// "add a server" and its signup form use it.
+func (e *Env) ServerInfo(ctx context.Context, server string) (*client.AuthConfig, error) {
+	c, err := e.client(server)
+	if err != nil {
+		return nil, err
+	}
+	return c.Config(ctx)
+}
