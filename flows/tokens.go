@@ -336,7 +336,7 @@ func (m *TokenManager) now() time.Time {
 func (m *TokenManager) load(ctx context.Context, profile string) (*storedTokens, error) {
 	raw, err := m.Secrets.Get(ctx, tokensKey(profile))
 	if errors.Is(err, vault.ErrNotFound) {
-		return nil, fmt.Errorf("profile %q has no saved session: %w: %w", profile, ErrLoginRequired, err)
+		return nil, fmt.Errorf("profile %q is not logged in (no saved session): %w: %w", profile, ErrLoginRequired, vault.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read tokens of profile %q: %w", profile, err)
