@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -290,7 +291,13 @@ func parseProblem(r *reply, secrets []string) (*APIError, bool) {
 	if len(w.Errors) > 0 {
 		e.Fields = make(map[string]string, len(w.Errors))
 		for k, v := range w.Errors {
-			e.Fields[redact(k, secrets)] = redact(v, secrets)
+			// A key shaped like a field name stays, even when it equals
+			// a secret: a password of "password" must not hide which
+			// field is wrong.
+			if !fieldName.MatchString(k) {
+				k = redact(k, secrets)
+			}
+			e.Fields[k] = redact(v, secrets)
 		}
 	}
 	if w.RetryAfter != nil {
@@ -305,6 +312,8 @@ func parseProblem(r *reply, secrets []string) (*APIError, bool) {
 	}
 	return e, true
 }
+
+var fieldName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
 
 // redact removes secret values the server may have echoed back.
 func redact(s string, secrets []string) string {
