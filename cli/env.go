@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -32,6 +33,7 @@ type globals struct {
 	profile  string
 	vault    string
 	insecure bool
+	timeout  time.Duration
 
 	in       io.Reader
 	out, err io.Writer
@@ -65,6 +67,7 @@ func (g *globals) bind(root *cobra.Command) {
 	}
 	f.StringVar(&g.vault, "vault", def, "where secrets are kept: auto, keyring, file or memory (env LATCH_VAULT)")
 	f.BoolVar(&g.insecure, "insecure", false, "allow plain http:// to servers that are not loopback")
+	f.DurationVar(&g.timeout, "timeout", 10*time.Second, "bound on each call to the server")
 	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
 		g.in, g.out, g.err = cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
 	}
@@ -74,6 +77,9 @@ func (g *globals) bind(root *cobra.Command) {
 func (g *globals) openEnv(ctx context.Context) (*flows.Env, error) {
 	if g.env != nil {
 		return g.env, nil
+	}
+	if g.timeout <= 0 {
+		return nil, usagef("--timeout must be positive")
 	}
 	switch g.vault {
 	case vault.ModeAuto, vault.ModeKeyring, vault.ModeFile, vault.ModeMemory:
@@ -89,7 +95,7 @@ func (g *globals) openEnv(ctx context.Context) (*flows.Env, error) {
 		return nil, err
 	}
 	e.Client = func(server string) (*client.Client, error) {
-		return client.New(server, client.Options{Insecure: g.insecure, Version: Version})
+		return client.New(server, client.Options{Insecure: g.insecure, Version: Version, Timeout: g.timeout})
 	}
 	g.env = e
 	return e, nil

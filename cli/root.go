@@ -68,7 +68,23 @@ Exit codes: 0 ok, 1 error, 2 usage, 4 login required.`,
 	g.bind(root)
 	root.AddCommand(newServeCmd(nil), newSignupCmd(g, nil), newLoginCmd(g, nil), newLogoutCmd(g),
 		newTokenCmd(g), newStatusCmd(g), newAPICmd(g), newProfileCmd(g))
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes every command's argument errors usage errors (exit 2).
+func usageArgs(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		usageArgs(sub)
+	}
 }
 
 // Execute runs latch with os.Args and returns the process exit code.
