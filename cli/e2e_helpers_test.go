@@ -110,7 +110,11 @@ func (e *e2e) command(stdin string, args ...string) *exec.Cmd {
 
 func (e *e2e) run(stdin string, args ...string) result {
 	e.t.Helper()
-	cmd := e.command(stdin, args...)
+	return runCmd(e.t, e.command(stdin, args...))
+}
+
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -120,7 +124,7 @@ func (e *e2e) run(stdin string, args ...string) result {
 	case errors.As(err, &ee):
 		code = ee.ExitCode()
 	case err != nil:
-		e.t.Fatalf("latch %v: %v", args, err)
+		t.Fatalf("%v: %v", cmd.Args, err)
 	}
 	return result{stdout: out.String(), stderr: errb.String(), code: code}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 )
 
@@ -48,6 +49,7 @@ func Open(ctx context.Context, mode, dir string, passphrase func() ([]byte, erro
 		return s, Choice{Backend: ModeFile, Reason: "encrypted file vault requested: " + filepath.Join(dir, vaultFile)}, nil
 	case ModeKeyring:
 		k := newKeyringSecrets(newSystemKeyring())
+		k.service = KeyringService(dir)
 		if err := k.probe(ctx); err != nil {
 			return nil, Choice{}, fmt.Errorf("system keyring requested but unusable: %w", err)
 		}
@@ -60,6 +62,7 @@ func Open(ctx context.Context, mode, dir string, passphrase func() ([]byte, erro
 			return nil, Choice{}, err
 		}
 		k := newKeyringSecrets(newSystemKeyring())
+		k.service = KeyringService(dir)
 		perr := k.probe(ctx)
 		if perr == nil {
 			return k, Choice{Backend: ModeKeyring, Reason: "system keyring is available"}, nil
@@ -84,12 +87,27 @@ func Open(ctx context.Context, mode, dir string, passphrase func() ([]byte, erro
 func Reopen(c Choice, dir string, passphrase func() ([]byte, error)) (Secrets, error) {
 	switch c.Backend {
 	case ModeKeyring:
-		return newKeyringSecrets(newSystemKeyring()), nil
+		k := newKeyringSecrets(newSystemKeyring())
+		k.service = KeyringService(dir)
+		return k, nil
 	case ModeFile:
 		return newFileSecrets(dir, passphrase)
 	default:
 		return nil, fmt.Errorf("cannot reopen the %q vault: use %s or %s", c.Backend, ModeKeyring, ModeFile)
 	}
+}
+
+// KeyringService is the keyring service name of the latch home dir: "latch"
+// for the default home, and "latch:" plus the directory for any other
+// (LATCH_HOME), so that separate homes never share keyring entries.
+func KeyringService(dir string) string {
+	if base, err := os.UserConfigDir(); err == nil && filepath.Clean(dir) == filepath.Join(base, "latch") {
+		return keyringService
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return keyringService + ":" + dir
 }
 
 // why says in a few words why the keyring probe failed.
