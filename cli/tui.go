@@ -1,0 +1,33 @@
+package cli
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/latch-dev/latch/tui"
+)
+
+// tuiRunE is root's action: on a terminal, the interface; anywhere else,
+// the help and exit code 2, since there is nobody to walk through it.
+func tuiRunE(g *globals) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if !g.interactive() {
+			cmd.Help()
+			return usagef("no command given")
+		}
+		e, err := g.openEnv(cmd.Context())
+		if err != nil {
+			return err
+		}
+		return tui.Run(cmd.Context(), tui.Options{Env: e, Profile: g.profile}, g.in, g.out)
+	}
+}
+
+// interactive reports whether both ends of latch are a terminal a person
+// sits at: the interface reads keys from stdin and draws on stdout.
+func (g *globals) interactive() bool {
+	out, ok := g.out.(*os.File)
+	return ok && g.tty() && term.IsTerminal(int(out.Fd()))
+}

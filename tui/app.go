@@ -1,0 +1,275 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+
+	"github.com/latch-dev/latch/flows"
+)
+
+// Options configure the interface.
+type Options struct {
+	Env *flows.Env
+	// Profile is selected on the home screen ("" = the current profile).
+	Profile string
+	// Banner, when set, is shown above every screen (latch demo says what
+	// it is there).
+	Banner string
+	// NoColor draws without colour (NO_COLOR).
+	NoColor bool
+	// Now is the clock; nil means the Env's, else time.Now.
+	Now func() time.Time
+	// Tick schedules a message; nil means tea.Tick. Tests replace it.
+	Tick func(d time.Duration, msg func(time.Time) tea.Msg) tea.Cmd
+}
+
+// App is the root model: it owns Common, a stack of screens (home at the
+// bottom), the help line, and the status line for errors no screen claimed.
+type App struct {
+	common        *Common
+	width, height int
+	stack         []Component
+	help          help.Model
+	banner        string
+	status        string // an unclaimed error
+	profile       string
+}
+
+// New builds the interface over an Env.
+func New(ctx context.Context, o Options) *App {
+	now := o.Now
+	if now == nil {
+		now = o.Env.Now
+	}
+	if now == nil {
+		now = time.Now
+	}
+	tick := o.Tick
+	if tick == nil {
+		tick = tea.Tick
+	}
+	c := &Common{
+		ctx: ctx, Env: o.Env, Styles: NewStyles(o.NoColor), KeyMap: DefaultKeyMap(),
+		Now: now, Tick: tick, Width: 80, Height: 24,
+	}
+	h := help.New()
+	h.Styles = c.Styles.Help
+	a := &App{common: c, help: h, banner: o.Banner, profile: o.Profile}
+	a.stack = []Component{newHome(c, o.Profile)}
+	return a
+}
+
+// Run runs the interface on a terminal until the user quits.
+func Run(ctx context.Context, o Options, in io.Reader, out io.Writer) error {
+	if !o.NoColor {
+		_, o.NoColor = os.LookupEnv("NO_COLOR")
+	}
+	p := tea.NewProgram(New(ctx, o), tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out))
+	_, err := p.Run()
+	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
+		return nil // interrupted from outside: a normal way to leave
+	}
+	return err
+}
+
+func (a *App) top() Component { return a.stack[len(a.stack)-1] }
+
+// Init implements tea.Model.
+func (a *App) Init() tea.Cmd {
+	return tea.Batch(a.top().Init(), a.tickCmd())
+}
+
+func (a *App) tickCmd() tea.Cmd {
+	return a.common.Tick(time.Second, func(t time.Time) tea.Msg { return TickMsg{Now: t} })
+}
+
+// Update implements tea.Model.
+func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	km := a.common.KeyMap
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		a.width, a.height = msg.Width, msg.Height
+		a.resize()
+		return a, nil
+	case tea.KeyPressMsg:
+		a.status = ""
+		switch {
+		case key.Matches(msg, km.ForceQuit):
+			return a, tea.Quit
+		case a.top().Typing():
+			if msg.String() == "f1" {
+				a.toggleHelp()
+				return a, nil
+			}
+		case key.Matches(msg, km.Help):
+			a.toggleHelp()
+			return a, nil
+		case key.Matches(msg, km.Quit):
+			return a, tea.Quit
+		}
+	case TickMsg:
+		s, cmd := a.top().Update(msg)
+		a.stack[len(a.stack)-1] = s
+		return a, tea.Batch(cmd, a.tickCmd())
+	case NavigateMsg:
+		return a, a.navigate(msg)
+	case BackMsg:
+		if len(a.stack) == 1 {
+			return a, nil
+		}
+		a.stack = a.stack[:len(a.stack)-1]
+		return a, a.top().Init()
+	case ErrorMsg:
+		a.status = explain(msg.Err)
+		return a, nil
+	}
+	s, cmd := a.top().Update(msg)
+	a.stack[len(a.stack)-1] = s
+	return a, cmd
+}
+
+func (a *App) toggleHelp() {
+	a.help.ShowAll = !a.help.ShowAll
+	a.resize()
+}
+
+// navigate opens the screen msg names.
+func (a *App) navigate(msg NavigateMsg) tea.Cmd {
+	c := a.common
+	var s Component
+	switch msg.To {
+	case pageHome:
+		a.stack = a.stack[:1]
+		h := a.stack[0].(*home)
+		h.note = msg.Note
+		a.resize()
+		return h.Init()
+	case pageDashboard:
+		a.stack = a.stack[:1]
+		s = newDashboard(c, msg.Profile, msg.Note)
+	case pageSignup:
+		s = newSignup(c, msg.Profile)
+	case pageLogin:
+		s = newLogin(c, msg.Profile, msg.Note)
+	case pageMFA:
+		s = newMFA(c, msg.Profile, msg.MFA)
+	case pageSessions:
+		s = newSessions(c, msg.Profile)
+	case pageInspector:
+		s = newInspector(c, msg.Profile)
+	default:
+		return nil
+	}
+	a.stack = append(a.stack, s)
+	a.resize()
+	return s.Init()
+}
+
+// chrome is the header (banner and title bar) and the footer (status and
+// help) around the active screen.
+func (a *App) chrome() (header, footer string) {
+	st := a.common.Styles
+	w := max(a.width, 1)
+	var hb strings.Builder
+	if a.banner != "" {
+		hb.WriteString(st.Banner.Width(w).MaxWidth(w).Render(truncate(a.banner, w-2)) + "\n")
+	}
+	title := st.AppName.Render("latch") + st.Crumb.Render(a.top().Title())
+	hb.WriteString(truncate(title, w) + "\n")
+
+	var fb strings.Builder
+	if a.status != "" {
+		fb.WriteString(st.Error.Width(w - 2).Render(a.status))
+		fb.WriteString("\n")
+	}
+	a.help.SetWidth(w - 2)
+	fb.WriteString(a.help.View(helpKeys{a.top(), a.common.KeyMap}))
+	return hb.String(), fb.String()
+}
+
+// resize gives every screen the height left between header and footer.
+func (a *App) resize() {
+	if a.width == 0 {
+		return
+	}
+	bodyW, bodyH := a.bodySize()
+	a.common.Width, a.common.Height = bodyW, bodyH
+	for _, s := range a.stack {
+		s.SetSize(bodyW, bodyH)
+	}
+}
+
+// bodySize is the room the active screen has: the terminal less the App's
+// padding, the header (with the blank line under it) and the footer.
+func (a *App) bodySize() (w, h int) {
+	header, footer := a.chrome()
+	return max(a.width-2, 1), max(a.height-lipgloss.Height(header)-lipgloss.Height(footer), 1)
+}
+
+// View implements tea.Model.
+func (a *App) View() tea.View {
+	v := tea.NewView(a.render())
+	v.AltScreen = true
+	v.WindowTitle = "latch"
+	return v
+}
+
+// render lays out header, body and footer to exactly the terminal's size.
+func (a *App) render() string {
+	if a.width == 0 {
+		return ""
+	}
+	header, footer := a.chrome()
+	bodyW, bodyH := a.bodySize()
+	body := fit(a.top().View(), bodyW, bodyH)
+	out := header + "\n" + a.common.Styles.App.Render(body) + "\n" + a.common.Styles.App.Render(footer)
+	return fit(out, a.width, a.height)
+}
+
+// fit pads or cuts s to exactly h lines of at most w cells.
+func fit(s string, w, h int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	for len(lines) < h {
+		lines = append(lines, "")
+	}
+	for i, l := range lines {
+		if lipgloss.Width(l) > w {
+			lines[i] = truncate(l, w)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// helpKeys adds the keys that work everywhere to a screen's.
+type helpKeys struct {
+	s  Component
+	km *KeyMap
+}
+
+func (h helpKeys) ShortHelp() []key.Binding {
+	if h.s.Typing() {
+		return append(h.s.ShortHelp(), h.km.ForceQuit)
+	}
+	return append(h.s.ShortHelp(), h.km.Help, h.km.Quit)
+}
+
+func (h helpKeys) FullHelp() [][]key.Binding {
+	global := []key.Binding{h.km.Help, h.km.Back, h.km.Quit, h.km.ForceQuit}
+	if h.s.Typing() {
+		f1 := key.NewBinding(key.WithKeys("f1"), key.WithHelp("f1", "fewer keys"))
+		global = []key.Binding{f1, h.km.Back, h.km.ForceQuit}
+	}
+	return append(h.s.FullHelp(), global)
+}

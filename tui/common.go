@@ -1,0 +1,186 @@
+// Package tui is latch's terminal interface: screens that walk a person
+// through the account flows (home, signup, login, dashboard, sessions, the
+// token inspector), built with Bubble Tea.
+//
+// It owns presentation only. Every step calls a flow in flows/ inside a
+// tea.Cmd; the package never speaks HTTP, never handles a token itself, and
+// never renders a password or a token signature unless the user asks for the
+// signature.
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/help"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/latch-dev/latch/client"
+	"github.com/latch-dev/latch/flows"
+	"github.com/latch-dev/latch/vault"
+)
+
+// Common is what every screen shares: the flows environment, the terminal's
+// size, the styles, the keys and the clock. The root model owns it and hands
+// each screen a pointer, so a resize reaches them all.
+type Common struct {
+	ctx           context.Context
+	Env           *flows.Env
+	Width, Height int // of a screen's body, not of the whole terminal
+	Styles        *Styles
+	KeyMap        *KeyMap
+	// Now is the clock the screens display; tests share one fake clock with
+	// the Env and the server.
+	Now func() time.Time
+	// Tick schedules msg after d; tests replace it to drive time by hand.
+	Tick func(d time.Duration, msg func(time.Time) tea.Msg) tea.Cmd
+}
+
+// Context is the context every flow call runs under.
+func (c *Common) Context() context.Context { return c.ctx }
+
+// Compact reports a narrow terminal, where screens drop secondary columns.
+func (c *Common) Compact() bool { return c.Width < 60 }
+
+// Component is a screen: a Bubble Tea model that can be resized and tells
+// which keys it takes.
+type Component interface {
+	help.KeyMap
+	Init() tea.Cmd
+	Update(msg tea.Msg) (Component, tea.Cmd)
+	View() string
+	SetSize(width, height int)
+	// Title names the screen in the header.
+	Title() string
+	// Typing reports whether a text field has the keyboard, so that
+	// printable keys (q, ?) go to it instead of quitting or toggling help.
+	Typing() bool
+}
+
+// page names a screen for NavigateMsg.
+type page int
+
+const (
+	pageHome page = iota
+	pageSignup
+	pageLogin
+	pageMFA
+	pageDashboard
+	pageSessions
+	pageInspector
+)
+
+// NavigateMsg opens a screen. Home and the dashboard are roots: opening one
+// drops the screens above it, so esc never returns to a stale form.
+type NavigateMsg struct {
+	To      page
+	Profile vault.Profile // the profile the screen is about, if any
+	Note    string        // a message for the screen to show on arrival
+	MFA     *client.MFARequiredError
+}
+
+// NavigateCmd opens a screen.
+func NavigateCmd(msg NavigateMsg) tea.Cmd { return func() tea.Msg { return msg } }
+
+// BackMsg returns to the previous screen.
+type BackMsg struct{}
+
+// BackCmd returns to the previous screen.
+func BackCmd() tea.Msg { return BackMsg{} }
+
+// TickMsg is the interface's one clock: every second the root model passes
+// it to the active screen, which redraws countdowns and starts background
+// work that is due.
+type TickMsg struct{ Now time.Time }
+
+// ErrorMsg is a failure no screen claimed; the root model shows it in the
+// status line. Screens show their own failures where they happened.
+type ErrorMsg struct{ Err error }
+
+// ErrorCmd reports err to the root model.
+func ErrorCmd(err error) tea.Cmd { return func() tea.Msg { return ErrorMsg{err} } }
+
+// flowCmd runs a flow call off the update loop.
+func (c *Common) flowCmd(call func(ctx context.Context) tea.Msg) tea.Cmd {
+	return func() tea.Msg { return call(c.ctx) }
+}
+
+// explain turns a flow's error into what a person reads: what happened and
+// what to do next.
+func explain(err error) string {
+	if err == nil {
+		return ""
+	}
+	msg := err.Error()
+	switch {
+	case errors.Is(err, flows.ErrLoginRequired):
+		return msg + ". Log in again (l)."
+	case errors.Is(err, client.ErrUnreachable):
+		return msg + ". Is the server running? Check the URL and try again."
+	case errors.Is(err, client.ErrInsecureURL):
+		return msg + ". Use https://, or a loopback address for a local server."
+	case errors.Is(err, client.ErrRateLimited):
+		return msg + "."
+	case errors.Is(err, client.ErrBadResponse):
+		return msg + ". Is this a latch server?"
+	}
+	return msg + "."
+}
+
+// short renders a duration with its two largest units: "45s", "4m 03s",
+// "2h 05m", "6d 23h".
+func short(d time.Duration) string {
+	d = d.Round(time.Second)
+	if d < 0 {
+		d = -d
+	}
+	s := int64(d / time.Second)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm %02ds", s/60, s%60)
+	case s < 86400:
+		return fmt.Sprintf("%dh %02dm", s/3600, s%3600/60)
+	}
+	return fmt.Sprintf("%dd %dh", s/86400, s%86400/3600)
+}
+
+// relative says when t is from now: "in 12m 00s", "3s ago", "now".
+func relative(now, t time.Time) string {
+	d := t.Sub(now).Round(time.Second)
+	switch {
+	case d == 0:
+		return "now"
+	case d > 0:
+		return "in " + short(d)
+	}
+	return short(-d) + " ago"
+}
+
+// clock renders a local time of day, with the date when it is not today.
+func clock(now, t time.Time) string {
+	t, now = t.Local(), now.Local()
+	if t.YearDay() == now.YearDay() && t.Year() == now.Year() {
+		return t.Format("15:04:05")
+	}
+	return t.Format("Jan 2 15:04")
+}
+
+// truncate cuts s to w cells, marking the cut.
+func truncate(s string, w int) string { return ansi.Truncate(s, max(w, 0), "…") }
+
+// sentence joins non-empty parts with " · ".
+func sentence(parts ...string) string {
+	out := parts[:0:0]
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, " · ")
+}

@@ -1,0 +1,144 @@
+package tui
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/latch-dev/latch/flows"
+	"github.com/latch-dev/latch/vault"
+)
+
+// inspector shows the profile's access token decoded: header and claims,
+// times as local time and relative to now. The signature stays hidden
+// unless the user asks for it.
+type inspector struct {
+	c             *Common
+	width, height int
+	profile       vault.Profile
+
+	view    *flows.TokenView
+	err     error
+	showSig bool
+}
+
+// TokenViewMsg carries the decoded access token.
+type TokenViewMsg struct {
+	View *flows.TokenView
+	Err  error
+}
+
+// timeClaims are the claims that hold a Unix time.
+var timeClaims = map[string]bool{"iat": true, "exp": true, "nbf": true, "auth_time": true}
+
+func newInspector(c *Common, p vault.Profile) *inspector {
+	return &inspector{c: c, profile: p}
+}
+
+func (in *inspector) Init() tea.Cmd {
+	name := in.profile.Name
+	return in.c.flowCmd(func(ctx context.Context) tea.Msg {
+		v, err := in.c.Env.Inspect(ctx, name)
+		return TokenViewMsg{View: v, Err: err}
+	})
+}
+
+func (in *inspector) SetSize(w, h int) { in.width, in.height = w, h }
+
+func (in *inspector) Title() string { return "Token · " + in.profile.Name }
+
+func (in *inspector) Typing() bool { return false }
+
+func (in *inspector) Update(msg tea.Msg) (Component, tea.Cmd) {
+	km := in.c.KeyMap
+	switch msg := msg.(type) {
+	case TokenViewMsg:
+		in.view, in.err = msg.View, msg.Err
+	case tea.KeyPressMsg:
+		switch {
+		case key.Matches(msg, km.Back):
+			return in, BackCmd
+		case key.Matches(msg, km.ShowSignature):
+			in.showSig = !in.showSig
+		case key.Matches(msg, km.Reload):
+			return in, in.Init()
+		}
+	}
+	return in, nil
+}
+
+func (in *inspector) View() string {
+	st := in.c.Styles
+	var b strings.Builder
+	b.WriteString(st.Heading.Render("Access token") + st.Subtle.Render(" of "+in.profile.Name+", decoded (the server verifies it; this only shows it)") + "\n\n")
+	switch {
+	case in.err != nil:
+		b.WriteString(st.Error.Width(in.width).Render(explain(in.err)) + "\n")
+		return b.String()
+	case in.view == nil:
+		b.WriteString(st.Subtle.Render("Reading the token…") + "\n")
+		return b.String()
+	}
+	section := func(title string, m map[string]any) {
+		b.WriteString(st.Label.Render(title) + "\n")
+		for _, k := range sortedKeys(m) {
+			v := in.claim(k, m[k])
+			line := st.Key.Render(pad("  "+k, 12)) + " " + st.Value.Render(truncate(v, max(in.width-13, 8)))
+			b.WriteString(line + "\n")
+		}
+	}
+	section("Header", in.view.Header)
+	section("Claims", in.view.Claims)
+	b.WriteString(st.Label.Render("Signature") + "\n")
+	if in.showSig {
+		b.WriteString("  " + indentAfterFirst(st.Value.Width(in.width-2).Render(in.view.Signature), 2) + "\n")
+	} else {
+		b.WriteString(st.Subtle.Render("  hidden: press s to show it") + "\n")
+	}
+	return b.String()
+}
+
+// claim renders a value: times as local time and how far from now, the
+// rest as compact JSON.
+func (in *inspector) claim(name string, v any) string {
+	if f, ok := v.(float64); ok && timeClaims[name] && f > 0 && f < math.MaxInt32*4 {
+		t := time.Unix(int64(f), 0)
+		now := in.c.Now()
+		return t.Local().Format("2006-01-02 15:04:05 MST") + "  (" + relative(now, t) + ")"
+	}
+	if s, ok := v.(string); ok {
+		return s
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(raw)
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func (in *inspector) ShortHelp() []key.Binding {
+	km := in.c.KeyMap
+	sig := km.ShowSignature
+	if in.showSig {
+		sig = withHelp(sig, "hide signature")
+	}
+	return []key.Binding{sig, km.Reload, km.Back}
+}
+
+func (in *inspector) FullHelp() [][]key.Binding { return [][]key.Binding{in.ShortHelp()} }

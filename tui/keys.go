@@ -1,0 +1,86 @@
+package tui
+
+import "charm.land/bubbles/v2/key"
+
+// KeyMap is every key the interface takes. Screens match with key.Matches
+// and list the ones they use in their help.
+type KeyMap struct {
+	// Everywhere.
+	ForceQuit key.Binding
+	Quit      key.Binding
+	Help      key.Binding
+	Back      key.Binding
+
+	// Lists.
+	Up   key.Binding
+	Down key.Binding
+	Open key.Binding
+
+	// Forms.
+	Next   key.Binding
+	Prev   key.Binding
+	Submit key.Binding
+
+	// Confirmations.
+	Yes key.Binding
+	No  key.Binding
+
+	// Home.
+	Login     key.Binding
+	Signup    key.Binding
+	AddServer key.Binding
+	Use       key.Binding
+	Remove    key.Binding
+
+	// Dashboard.
+	RefreshNow key.Binding
+	Protected  key.Binding
+	Sessions   key.Binding
+	Inspect    key.Binding
+	Logout     key.Binding
+
+	// Sessions and the inspector.
+	Revoke        key.Binding
+	Reload        key.Binding
+	ShowSignature key.Binding
+}
+
+// DefaultKeyMap returns latch's keys.
+func DefaultKeyMap() *KeyMap {
+	b := func(help, desc string, keys ...string) key.Binding {
+		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))
+	}
+	return &KeyMap{
+		ForceQuit: b("ctrl+c", "quit", "ctrl+c"),
+		Quit:      b("q", "quit", "q"),
+		Help:      b("?", "more keys", "?", "f1"),
+		Back:      b("esc", "back", "esc"),
+
+		Up:   b("↑/k", "up", "up", "k"),
+		Down: b("↓/j", "down", "down", "j"),
+		Open: b("enter", "open", "enter"),
+
+		Next:   b("tab", "next field", "tab", "down"),
+		Prev:   b("shift+tab", "previous field", "shift+tab", "up"),
+		Submit: b("enter", "submit", "enter"),
+
+		Yes: b("y", "yes", "y"),
+		No:  b("n", "no", "n", "esc"),
+
+		Login:     b("l", "log in", "l"),
+		Signup:    b("s", "sign up", "s"),
+		AddServer: b("a", "add server", "a"),
+		Use:       b("u", "make current", "u"),
+		Remove:    b("d", "remove", "d", "delete"),
+
+		RefreshNow: b("r", "refresh", "r"),
+		Protected:  b("p", "protected", "p"),
+		Sessions:   b("s", "sessions", "s"),
+		Inspect:    b("t", "token", "t"),
+		Logout:     b("o", "log out", "o"),
+
+		Revoke:        b("d", "revoke", "d", "delete"),
+		Reload:        b("r", "reload", "r"),
+		ShowSignature: b("s", "show signature", "s"),
+	}
+}
