@@ -58,16 +58,13 @@ Exit codes: 0 ok, 1 error, 2 usage, 4 login required.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cmd.Help()
-			return usagef("no command given")
-		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	g := newGlobals()
 	g.bind(root)
+	root.RunE = tuiRunE(g)
 	root.AddCommand(newServeCmd(nil), newSignupCmd(g, nil), newLoginCmd(g, nil), newLogoutCmd(g),
-		newTokenCmd(g), newStatusCmd(g), newAPICmd(g), newProfileCmd(g))
+		newTokenCmd(g), newStatusCmd(g), newAPICmd(g), newProfileCmd(g), newDemoCmd(g))
 	usageArgs(root)
 	return root
 }
