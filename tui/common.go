@@ -119,7 +119,7 @@ func explain(err error) string {
 	switch {
 	case errors.Is(err, flows.ErrLoginRequired):
 		return msg + ". Log in again (l)."
-	case errors.Is(err, client.ErrUnreachable):
+	case errors.Is(err, client.ErrUnreachable) && !strings.Contains(msg, "running"):
 		return msg + ". Is the server running? Check the URL and try again."
 	case errors.Is(err, client.ErrInsecureURL):
 		return msg + ". Use https://, or a loopback address for a local server."

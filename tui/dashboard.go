@@ -258,6 +258,11 @@ func (d *dashboard) View() string {
 		lw = 9
 	}
 	row := func(label, value string) {
+		if d.c.Compact() && label == "Last error" {
+			label = "Error"
+		} else if d.c.Compact() {
+			label = strings.Fields(label)[0]
+		}
 		v := st.Value.Width(max(d.width-lw-1, 10)).Render(value)
 		b.WriteString(st.Label.Render(pad(label, lw)) + " " + indentAfterFirst(v, lw+1) + "\n")
 	}

@@ -162,6 +162,13 @@ func (h *home) setRows(statuses []flows.ProfileStatus) {
 	if r, ok := h.selected(); ok && r.status != nil && keep == "" {
 		keep = r.status.Profile.Name
 	}
+	if keep == "" {
+		for _, s := range statuses {
+			if s.Current {
+				keep = s.Profile.Name
+			}
+		}
+	}
 	h.rows = h.rows[:0]
 	for i := range statuses {
 		h.rows = append(h.rows, homeRow{status: &statuses[i], server: statuses[i].Profile.Server})

@@ -98,7 +98,13 @@ func (in *inspector) View() string {
 	section("Claims", in.view.Claims)
 	b.WriteString(st.Label.Render("Signature") + "\n")
 	if in.showSig {
-		b.WriteString("  " + indentAfterFirst(st.Value.Width(in.width-2).Render(in.view.Signature), 2) + "\n")
+		// Cut at a fixed width: base64url's '-' is no place to wrap a word.
+		sig, w := in.view.Signature, max(in.width-2, 8)
+		for len(sig) > 0 {
+			n := min(w, len(sig))
+			b.WriteString("  " + st.Value.Render(sig[:n]) + "\n")
+			sig = sig[n:]
+		}
 	} else {
 		b.WriteString(st.Subtle.Render("  hidden: press s to show it") + "\n")
 	}

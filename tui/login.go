@@ -139,7 +139,8 @@ func (l *login) done(msg LoginDoneMsg) tea.Cmd {
 			wait = 30 * time.Second
 		}
 		l.retryAt = l.c.Now().Add(wait)
-		return nil
+		l.form.inputs[1].SetValue("")
+		return l.form.focusOn(1)
 	case msg.Err != nil:
 		l.err = msg.Err
 		l.form.inputs[1].SetValue("")

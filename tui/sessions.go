@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -71,6 +72,14 @@ func (s *sessions) Update(msg tea.Msg) (Component, tea.Cmd) {
 		s.err = msg.Err
 		if msg.Err == nil {
 			s.list = msg.Sessions
+			// This terminal's session first, then the newest.
+			sort.SliceStable(s.list, func(i, j int) bool {
+				a, b := s.list[i], s.list[j]
+				if a.Current != b.Current {
+					return a.Current
+				}
+				return a.CreatedAt.After(b.CreatedAt)
+			})
 		}
 		s.cursor = min(s.cursor, max(len(s.list)-1, 0))
 	case RevokedMsg:

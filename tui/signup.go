@@ -248,7 +248,7 @@ func (s *signup) meter() string {
 	filled := (score + 1) * cells / 5
 	bar := st.Meter[score].Render(strings.Repeat("█", filled)) + st.MeterEmpty.Render(strings.Repeat("░", cells-filled))
 	text := fmt.Sprintf(" %s · %d/4", strengthWords[score], score)
-	if s.policy != nil {
+	if s.policy != nil && !s.c.Compact() {
 		text += fmt.Sprintf(" (needs %d)", s.policy.Password.MinScore)
 	}
 	return bar + st.Meter[score].Render(text)
