@@ -66,14 +66,14 @@ directory, and any secrets it put in a keyring.`,
 
 func demoRun(ctx context.Context, o *demoOptions) (err error) {
 	g := o.g
-	if o.run == nil && !g.interactive() {
-		return usagef("latch demo opens the interface, so it needs a terminal; for a backend alone, run latch serve --dev")
-	}
 	if o.AccessTTL < 2*time.Second || o.RefreshTTL <= o.AccessTTL {
 		return usagef("--access-ttl must be at least 2s, and --refresh-ttl longer than it")
 	}
 	if loop, lerr := isLoopbackAddr(o.Addr); lerr != nil || !loop {
 		return usagef("--addr %q: the demo serves only on loopback, like 127.0.0.1:0", o.Addr)
+	}
+	if o.run == nil && !g.interactive() {
+		return usagef("latch demo opens the interface, so it needs a terminal; for a backend alone, run latch serve --dev")
 	}
 	if !o.vaultSet {
 		g.vault = vault.ModeMemory

@@ -192,7 +192,14 @@ func (a *App) chrome() (header, footer string) {
 		fb.WriteString("\n")
 	}
 	a.help.SetWidth(w - 2)
-	fb.WriteString(a.help.View(helpKeys{a.top(), a.common.KeyMap}))
+	keys := helpKeys{s: a.top(), km: a.common.KeyMap}
+	line := a.help.View(keys)
+	if !a.help.ShowAll && strings.HasSuffix(line, a.help.Ellipsis) {
+		// Rather than cut the screen's own keys, leave q to the full help.
+		keys.noQuit = true
+		line = a.help.View(keys)
+	}
+	fb.WriteString(line)
 	return hb.String(), fb.String()
 }
 
@@ -254,15 +261,22 @@ func fit(s string, w, h int) string {
 
 // helpKeys adds the keys that work everywhere to a screen's.
 type helpKeys struct {
-	s  Component
-	km *KeyMap
+	s      Component
+	km     *KeyMap
+	noQuit bool
 }
 
 func (h helpKeys) ShortHelp() []key.Binding {
-	if h.s.Typing() {
-		return append(h.s.ShortHelp(), h.km.ForceQuit)
+	keys := append([]key.Binding(nil), h.s.ShortHelp()...)
+	switch {
+	case h.noQuit && !h.s.Typing():
+		return append(keys, h.km.Help)
+	case h.noQuit:
+		return keys
+	case h.s.Typing():
+		return append(keys, h.km.ForceQuit)
 	}
-	return append(h.s.ShortHelp(), h.km.Help, h.km.Quit)
+	return append(keys, h.km.Help, h.km.Quit)
 }
 
 func (h helpKeys) FullHelp() [][]key.Binding {
