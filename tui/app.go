@@ -12,6 +12,7 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/latch-dev/latch/flows"
 )
@@ -194,7 +195,7 @@ func (a *App) chrome() (header, footer string) {
 	a.help.SetWidth(w - 2)
 	keys := helpKeys{s: a.top(), km: a.common.KeyMap}
 	line := a.help.View(keys)
-	if !a.help.ShowAll && strings.HasSuffix(line, a.help.Ellipsis) {
+	if !a.help.ShowAll && strings.HasSuffix(ansi.Strip(line), a.help.Ellipsis) {
 		// Rather than cut the screen's own keys, leave q to the full help.
 		keys.noQuit = true
 		line = a.help.View(keys)
