@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
@@ -103,6 +104,39 @@ type ErrorMsg struct{ Err error }
 
 // ErrorCmd reports err to the root model.
 func ErrorCmd(err error) tea.Cmd { return func() tea.Msg { return ErrorMsg{err} } }
+
+// work is what a screen waits on: a flow call in flight, shown as a spinner
+// and a few words. While it runs the screen takes no new request.
+type work struct {
+	spinner spinner.Model
+	what    string
+}
+
+func newWork(c *Common) work {
+	return work{spinner: spinner.New(spinner.WithSpinner(spinner.Dot), spinner.WithStyle(c.Styles.Spinner))}
+}
+
+// start shows what while cmd runs.
+func (w *work) start(what string, cmd tea.Cmd) tea.Cmd {
+	w.what = what
+	return tea.Batch(w.spinner.Tick, cmd)
+}
+
+func (w *work) done() { w.what = "" }
+
+func (w *work) active() bool { return w.what != "" }
+
+// tick advances the spinner; ok reports that msg was one of its frames.
+func (w *work) tick(msg tea.Msg) (cmd tea.Cmd, ok bool) {
+	t, ok := msg.(spinner.TickMsg)
+	if !ok || !w.active() {
+		return nil, ok
+	}
+	w.spinner, cmd = w.spinner.Update(t)
+	return cmd, true
+}
+
+func (w *work) View() string { return w.spinner.View() + " " + w.what }
 
 // flowCmd runs a flow call off the update loop.
 func (c *Common) flowCmd(call func(ctx context.Context) tea.Msg) tea.Cmd {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/latch-dev/latch/client"
@@ -39,8 +38,7 @@ type dashboard struct {
 	lastErr   error
 	lastErrAt time.Time
 
-	busy    string // what the user asked for and is waiting on
-	spinner spinner.Model
+	work work // what the user asked for and is waiting on
 }
 
 // AccountMsg carries the account behind the profile (/auth/me).
@@ -70,8 +68,7 @@ type LoggedOutMsg struct {
 }
 
 func newDashboard(c *Common, p vault.Profile, note string) *dashboard {
-	return &dashboard{c: c, profile: p, note: note,
-		spinner: spinner.New(spinner.WithSpinner(spinner.Dot), spinner.WithStyle(c.Styles.Spinner))}
+	return &dashboard{c: c, profile: p, note: note, work: newWork(c)}
 }
 
 func (d *dashboard) Init() tea.Cmd {
@@ -119,6 +116,9 @@ func (d *dashboard) Title() string { return "Account · " + d.profile.Name }
 func (d *dashboard) Typing() bool { return false }
 
 func (d *dashboard) Update(msg tea.Msg) (Component, tea.Cmd) {
+	if cmd, ok := d.work.tick(msg); ok {
+		return d, cmd
+	}
 	switch msg := msg.(type) {
 	case AccountMsg:
 		d.me, d.meErr = msg.User, msg.Err
@@ -128,14 +128,14 @@ func (d *dashboard) Update(msg tea.Msg) (Component, tea.Cmd) {
 	case TokenStateMsg:
 		d.tokenState(msg)
 	case ProtectedMsg:
-		d.busy = ""
+		d.work.done()
 		if msg.Err != nil {
 			d.fail(msg.Err)
 			return d, nil
 		}
 		d.note = "GET /auth/protected answered: logged in as " + msg.LoggedInAs + "."
 	case LoggedOutMsg:
-		d.busy = ""
+		d.work.done()
 		if msg.Err != nil {
 			d.fail(msg.Err)
 			return d, nil
@@ -147,13 +147,6 @@ func (d *dashboard) Update(msg tea.Msg) (Component, tea.Cmd) {
 		return d, NavigateCmd(NavigateMsg{To: pageHome, Note: note})
 	case TickMsg:
 		return d, d.tick()
-	case spinner.TickMsg:
-		if d.busy == "" {
-			return d, nil
-		}
-		var cmd tea.Cmd
-		d.spinner, cmd = d.spinner.Update(msg)
-		return d, cmd
 	case tea.KeyPressMsg:
 		return d, d.key(msg)
 	}
@@ -163,7 +156,7 @@ func (d *dashboard) Update(msg tea.Msg) (Component, tea.Cmd) {
 // tick starts a background rotation when the token manager would refresh.
 func (d *dashboard) tick() tea.Cmd {
 	now := d.c.Now()
-	if d.ts == nil || d.rotating || d.ended || d.busy != "" || now.Before(d.ts.RotateAt) || now.Before(d.retryAt) {
+	if d.ts == nil || d.rotating || d.ended || d.work.active() || now.Before(d.ts.RotateAt) || now.Before(d.retryAt) {
 		return nil
 	}
 	d.rotating = true
@@ -173,7 +166,7 @@ func (d *dashboard) tick() tea.Cmd {
 func (d *dashboard) tokenState(msg TokenStateMsg) {
 	background := d.rotating && !msg.Manual
 	if msg.Manual {
-		d.busy = ""
+		d.work.done()
 	} else {
 		d.rotating = false
 	}
@@ -215,7 +208,7 @@ func (d *dashboard) key(msg tea.KeyPressMsg) tea.Cmd {
 	if key.Matches(msg, km.Back) {
 		return BackCmd
 	}
-	if d.busy != "" {
+	if d.work.active() {
 		return nil
 	}
 	if d.ended && key.Matches(msg, km.Login) {
@@ -245,8 +238,8 @@ func (d *dashboard) key(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 func (d *dashboard) start(what string, cmd tea.Cmd) tea.Cmd {
-	d.busy, d.note = what, ""
-	return tea.Batch(d.spinner.Tick, cmd)
+	d.note = ""
+	return d.work.start(what, cmd)
 }
 
 func (d *dashboard) View() string {
@@ -321,8 +314,8 @@ func (d *dashboard) View() string {
 	}
 	b.WriteString("\n")
 	switch {
-	case d.busy != "":
-		b.WriteString(d.spinner.View() + " " + d.busy + "\n")
+	case d.work.active():
+		b.WriteString(d.work.View() + "\n")
 	case d.note != "":
 		b.WriteString(st.Note.Width(d.width).Render("✓ "+d.note) + "\n")
 	}

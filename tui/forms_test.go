@@ -80,7 +80,7 @@ func TestSignupLiveValidation(t *testing.T) {
 
 	// enter with a problem left sends nothing and takes the user to it.
 	d.keys("enter")
-	if su.busy {
+	if su.work.active() {
 		t.Fatal("a form with problems was sent")
 	}
 	if su.form.names[su.form.focus] != "confirm" {
@@ -163,7 +163,7 @@ func TestLoginFailureAndRateLimitCountdown(t *testing.T) {
 	d.wantScreen("The server is limiting login attempts. Try again in " + short(wait) + ".")
 	d.typ(testPassword)
 	d.keys("enter") // refused locally while the wait lasts
-	if lg.busy || lg.err == nil {
+	if lg.work.active() || lg.err == nil {
 		t.Fatal("a login was sent during the wait")
 	}
 	h.clock.Advance(wait - time.Second)

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/spinner"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -31,11 +30,10 @@ type home struct {
 	err     error // the profiles could not be read
 	note    string
 
-	mode    homeMode
-	input   textinput.Model
-	spinner spinner.Model
-	busy    bool
-	addErr  error
+	mode   homeMode
+	input  textinput.Model
+	work   work
+	addErr error
 }
 
 type homeMode int
@@ -77,8 +75,7 @@ func newHome(c *Common, profile string) *home {
 	in.Prompt = "URL "
 	in.Placeholder = "https://auth.example.com"
 	in.SetStyles(c.Styles.Input)
-	return &home{c: c, want: profile, input: in,
-		spinner: spinner.New(spinner.WithSpinner(spinner.Dot), spinner.WithStyle(c.Styles.Spinner))}
+	return &home{c: c, want: profile, input: in, work: newWork(c)}
 }
 
 // Init reads the profiles; it runs again whenever home is shown.
@@ -108,13 +105,16 @@ func (h *home) selected() (homeRow, bool) {
 }
 
 func (h *home) Update(msg tea.Msg) (Component, tea.Cmd) {
+	if cmd, ok := h.work.tick(msg); ok {
+		return h, cmd
+	}
 	switch msg := msg.(type) {
 	case ProfilesMsg:
 		h.loaded, h.err = true, msg.Err
 		h.setRows(msg.Statuses)
 		return h, nil
 	case ServerAddedMsg:
-		h.busy = false
+		h.work.done()
 		if msg.Err != nil {
 			h.addErr = msg.Err
 			return h, nil
@@ -131,13 +131,6 @@ func (h *home) Update(msg tea.Msg) (Component, tea.Cmd) {
 			h.err = msg.Err
 		}
 		return h, h.loadCmd()
-	case spinner.TickMsg:
-		if !h.busy {
-			return h, nil
-		}
-		var cmd tea.Cmd
-		h.spinner, cmd = h.spinner.Update(msg)
-		return h, cmd
 	case tea.KeyPressMsg:
 		switch h.mode {
 		case homeAdding:
@@ -296,11 +289,11 @@ func (h *home) updateAdding(msg tea.KeyPressMsg) (Component, tea.Cmd) {
 			h.addErr = fmt.Errorf("type the server's URL, like https://auth.example.com")
 			return h, nil
 		}
-		if h.busy {
+		if h.work.active() {
 			return h, nil
 		}
-		h.busy, h.addErr = true, nil
-		return h, tea.Batch(h.spinner.Tick, h.c.flowCmd(func(ctx context.Context) tea.Msg {
+		h.addErr = nil
+		return h, h.work.start("checking…", h.c.flowCmd(func(ctx context.Context) tea.Msg {
 			cfg, err := h.c.Env.ServerInfo(ctx, url)
 			return ServerAddedMsg{URL: url, Policy: cfg, Err: err}
 		}))
@@ -357,8 +350,8 @@ func (h *home) View() string {
 	case homeAdding:
 		b.WriteString(st.Heading.Render("Add a server") + st.Subtle.Render("  (latch reads its /auth/config)") + "\n")
 		line := h.input.View()
-		if h.busy {
-			line += " " + h.spinner.View() + " checking…"
+		if h.work.active() {
+			line += " " + h.work.View()
 		}
 		b.WriteString(line + "\n")
 		if h.addErr != nil {

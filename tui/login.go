@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/latch-dev/latch/client"
@@ -26,8 +25,7 @@ type login struct {
 	form       form
 	err        error
 	retryAt    time.Time // rate limited until then
-	busy       bool
-	spinner    spinner.Model
+	work       work
 	missingErr string
 }
 
@@ -42,7 +40,7 @@ func newLogin(c *Common, p vault.Profile, note string) *login {
 		form: newForm(c,
 			field{name: "identifier", placeholder: "username or email"},
 			field{name: "password", secret: true}),
-		spinner: spinner.New(spinner.WithSpinner(spinner.Dot), spinner.WithStyle(c.Styles.Spinner)),
+		work: newWork(c),
 	}
 	l.form.inputs[0].SetValue(p.Username)
 	return l
@@ -73,9 +71,12 @@ func (l *login) waiting() time.Duration {
 }
 
 func (l *login) Update(msg tea.Msg) (Component, tea.Cmd) {
+	if cmd, ok := l.work.tick(msg); ok {
+		return l, cmd
+	}
 	switch msg := msg.(type) {
 	case LoginDoneMsg:
-		l.busy = false
+		l.work.done()
 		return l, l.done(msg)
 	case TickMsg:
 		if !l.retryAt.IsZero() && l.waiting() == 0 {
@@ -83,17 +84,10 @@ func (l *login) Update(msg tea.Msg) (Component, tea.Cmd) {
 			l.note = "You can try again now."
 		}
 		return l, nil
-	case spinner.TickMsg:
-		if !l.busy {
-			return l, nil
-		}
-		var cmd tea.Cmd
-		l.spinner, cmd = l.spinner.Update(msg)
-		return l, cmd
 	case tea.KeyPressMsg:
 		km := l.c.KeyMap
 		switch {
-		case l.busy:
+		case l.work.active():
 			return l, nil
 		case key.Matches(msg, km.Back):
 			return l, BackCmd
@@ -121,9 +115,9 @@ func (l *login) submit() tea.Cmd {
 		l.missingErr = "Type your password."
 		return l.form.focusOn(1)
 	}
-	l.busy, l.err, l.note, l.missingErr = true, nil, "", ""
+	l.err, l.note, l.missingErr = nil, "", ""
 	p := l.profile
-	return tea.Batch(l.spinner.Tick, l.c.flowCmd(func(ctx context.Context) tea.Msg {
+	return l.work.start("Logging in…", l.c.flowCmd(func(ctx context.Context) tea.Msg {
 		res, err := l.c.Env.Login(ctx, flows.LoginRequest{Profile: p.Name, Server: p.Server, Identifier: id, Password: pw})
 		return LoginDoneMsg{Result: res, Err: err}
 	}))
@@ -166,8 +160,8 @@ func (l *login) View() string {
 	b.WriteString(l.form.row(1, "Password", "") + "\n")
 	b.WriteString("\n")
 	switch {
-	case l.busy:
-		b.WriteString(l.spinner.View() + " Logging in…\n")
+	case l.work.active():
+		b.WriteString(l.work.View() + "\n")
 	case l.waiting() > 0:
 		b.WriteString(st.Warn.Width(l.width).Render("The server is limiting login attempts. Try again in "+short(l.waiting())+".") + "\n")
 	case l.missingErr != "":

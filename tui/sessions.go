@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/latch-dev/latch/client"
@@ -27,8 +26,7 @@ type sessions struct {
 	confirming bool
 	err        error
 	note       string
-	busy       string
-	spinner    spinner.Model
+	work       work
 }
 
 // SessionsMsg carries the account's sessions.
@@ -45,8 +43,7 @@ type RevokedMsg struct {
 }
 
 func newSessions(c *Common, p vault.Profile) *sessions {
-	return &sessions{c: c, profile: p,
-		spinner: spinner.New(spinner.WithSpinner(spinner.Dot), spinner.WithStyle(c.Styles.Spinner))}
+	return &sessions{c: c, profile: p, work: newWork(c)}
 }
 
 func (s *sessions) Init() tea.Cmd { return s.loadCmd() }
@@ -66,9 +63,13 @@ func (s *sessions) Title() string { return "Sessions · " + s.profile.Name }
 func (s *sessions) Typing() bool { return false }
 
 func (s *sessions) Update(msg tea.Msg) (Component, tea.Cmd) {
+	if cmd, ok := s.work.tick(msg); ok {
+		return s, cmd
+	}
 	switch msg := msg.(type) {
 	case SessionsMsg:
-		s.loaded, s.busy = true, ""
+		s.loaded = true
+		s.work.done()
 		s.err = msg.Err
 		if msg.Err == nil {
 			s.list = msg.Sessions
@@ -83,7 +84,7 @@ func (s *sessions) Update(msg tea.Msg) (Component, tea.Cmd) {
 		}
 		s.cursor = min(s.cursor, max(len(s.list)-1, 0))
 	case RevokedMsg:
-		s.busy = ""
+		s.work.done()
 		switch {
 		case msg.Err != nil:
 			s.err = msg.Err
@@ -93,13 +94,6 @@ func (s *sessions) Update(msg tea.Msg) (Component, tea.Cmd) {
 			s.note = "Session revoked."
 			return s, s.loadCmd()
 		}
-	case spinner.TickMsg:
-		if s.busy == "" {
-			return s, nil
-		}
-		var cmd tea.Cmd
-		s.spinner, cmd = s.spinner.Update(msg)
-		return s, cmd
 	case tea.KeyPressMsg:
 		return s, s.key(msg)
 	}
@@ -108,7 +102,7 @@ func (s *sessions) Update(msg tea.Msg) (Component, tea.Cmd) {
 
 func (s *sessions) key(msg tea.KeyPressMsg) tea.Cmd {
 	km := s.c.KeyMap
-	if s.busy != "" {
+	if s.work.active() {
 		return nil
 	}
 	if s.confirming {
@@ -130,8 +124,7 @@ func (s *sessions) key(msg tea.KeyPressMsg) tea.Cmd {
 		s.cursor = min(s.cursor+1, max(len(s.list)-1, 0))
 	case key.Matches(msg, km.Reload):
 		s.note, s.err = "", nil
-		s.busy = "Reading the sessions…"
-		return tea.Batch(s.spinner.Tick, s.loadCmd())
+		return s.work.start("Reading the sessions…", s.loadCmd())
 	case key.Matches(msg, km.Revoke):
 		if len(s.list) > 0 {
 			s.confirming, s.note, s.err = true, "", nil
@@ -143,8 +136,7 @@ func (s *sessions) key(msg tea.KeyPressMsg) tea.Cmd {
 func (s *sessions) revoke() tea.Cmd {
 	target := s.list[s.cursor]
 	name := s.profile.Name
-	s.busy = "Revoking…"
-	return tea.Batch(s.spinner.Tick, s.c.flowCmd(func(ctx context.Context) tea.Msg {
+	return s.work.start("Revoking…", s.c.flowCmd(func(ctx context.Context) tea.Msg {
 		if target.Current {
 			// Ending our own session is a logout: the server revokes it and
 			// the tokens here are forgotten, through the same flow.
@@ -196,8 +188,8 @@ func (s *sessions) View() string {
 	}
 	b.WriteString("\n")
 	switch {
-	case s.busy != "":
-		b.WriteString(s.spinner.View() + " " + s.busy + "\n")
+	case s.work.active():
+		b.WriteString(s.work.View() + "\n")
 	case s.confirming:
 		b.WriteString(st.Warn.Width(s.width).Render(s.confirmText()) + "\n")
 	case s.err != nil:

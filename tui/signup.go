@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/latch-dev/latch/client"
@@ -29,8 +28,7 @@ type signup struct {
 	serverErrs map[string]string // cleared field by field as the user edits
 	general    error
 
-	busy    bool
-	spinner spinner.Model
+	work work
 }
 
 // PolicyMsg carries a server's published policy.
@@ -55,7 +53,7 @@ func newSignup(c *Common, p vault.Profile) *signup {
 			field{name: "password", secret: true},
 			field{name: "confirm", secret: true}),
 		serverErrs: map[string]string{},
-		spinner:    spinner.New(spinner.WithSpinner(spinner.Dot), spinner.WithStyle(c.Styles.Spinner)),
+		work:       newWork(c),
 	}
 }
 
@@ -113,24 +111,20 @@ func (s *signup) fieldError(i int, probs map[string]string) string {
 }
 
 func (s *signup) Update(msg tea.Msg) (Component, tea.Cmd) {
+	if cmd, ok := s.work.tick(msg); ok {
+		return s, cmd
+	}
 	switch msg := msg.(type) {
 	case PolicyMsg:
 		s.policy, s.policyErr = msg.Policy, msg.Err
 		return s, nil
 	case SignupDoneMsg:
-		s.busy = false
+		s.work.done()
 		return s, s.done(msg)
-	case spinner.TickMsg:
-		if !s.busy {
-			return s, nil
-		}
-		var cmd tea.Cmd
-		s.spinner, cmd = s.spinner.Update(msg)
-		return s, cmd
 	case tea.KeyPressMsg:
 		km := s.c.KeyMap
 		switch {
-		case s.busy:
+		case s.work.active():
 			return s, nil
 		case key.Matches(msg, km.Back):
 			return s, BackCmd
@@ -157,9 +151,8 @@ func (s *signup) submit() tea.Cmd {
 			return s.form.focusOn(i)
 		}
 	}
-	s.busy = true
 	f, p := s.fields(), s.profile
-	return tea.Batch(s.spinner.Tick, s.c.flowCmd(func(ctx context.Context) tea.Msg {
+	return s.work.start("Creating the account and logging in…", s.c.flowCmd(func(ctx context.Context) tea.Msg {
 		res, err := s.c.Env.Signup(ctx, flows.SignupRequest{
 			Profile: p.Name, Server: p.Server, Username: f.Username, Email: f.Email, Password: f.Password})
 		return SignupDoneMsg{Result: res, Err: err}
@@ -224,8 +217,8 @@ func (s *signup) View() string {
 	}
 	b.WriteString("\n")
 	switch {
-	case s.busy:
-		b.WriteString(s.spinner.View() + " Creating the account and logging in…\n")
+	case s.work.active():
+		b.WriteString(s.work.View() + "\n")
 	case s.general != nil:
 		b.WriteString(st.Error.Width(s.width).Render(explain(s.general)) + "\n")
 	default:
