@@ -3,6 +3,7 @@ package entropy
 import (
 	"math"
 	"regexp"
+	"sync"
 	"unicode"
 
 	"github.com/ccojocar/zxcvbn-go/adjacency"
@@ -17,12 +18,18 @@ const (
 )
 
 var (
-	startUpperRx            = regexp.MustCompile(`^[A-Z][^A-Z]+$`)
-	endUpperRx              = regexp.MustCompile(`^[^A-Z]+[A-Z]$'`)
-	allUpperRx              = regexp.MustCompile(`^[A-Z]+$`)
-	keyPadStartingPositions = len(adjacency.GraphMap["keypad"].Graph)
-	keyPadAvgDegree         = adjacency.GraphMap["keypad"].CalculateAvgDegree()
+	startUpperRx = regexp.MustCompile(`^[A-Z][^A-Z]+$`)
+	endUpperRx   = regexp.MustCompile(`^[^A-Z]+[A-Z]$'`)
+	allUpperRx   = regexp.MustCompile(`^[A-Z]+$`)
 )
+
+// keypad returns the keypad graph's size and average degree. latch patch:
+// these were package variables read from adjacency.GraphMap at init.
+var keypad = sync.OnceValues(func() (int, float64) {
+	adjacency.Load()
+	g := adjacency.GraphMap["keypad"]
+	return len(g.Graph), g.CalculateAvgDegree()
+})
 
 // DictionaryEntropy calculates the entropy of a dictionary match
 func DictionaryEntropy(match match.Match, rank float64) float64 {
@@ -90,8 +97,9 @@ func SpatialEntropy(match match.Match, turns int, shiftCount int) float64 {
 		s = float64(len(adjacency.BuildQwerty().Graph))
 		d = adjacency.BuildQwerty().CalculateAvgDegree()
 	} else {
-		s = float64(keyPadStartingPositions)
-		d = keyPadAvgDegree
+		n, avg := keypad()
+		s = float64(n)
+		d = avg
 	}
 
 	possibilities := float64(0)

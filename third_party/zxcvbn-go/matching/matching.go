@@ -50,6 +50,7 @@ func Omnimatch(password string, userInputs []string, filters ...func(match.Match
 
 func loadFrequencyList() {
 	frequency.Load()
+	adjacency.Load()
 	for n, list := range frequency.Lists {
 		dictionaryMatchers = append(dictionaryMatchers, match.Matcher{MatchingFunc: buildDictMatcher(n, buildRankedDict(list.List)), ID: n})
 	}
