@@ -24,13 +24,16 @@ func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {
 		"email":    map[string]any{"max_length": p.EmailMax},
 		"password": map[string]any{"min_length": p.PasswordMin, "max_length": p.PasswordMax,
 			"min_score": p.PasswordMinScore, "forbid_username": true},
-		"mfa_methods":       []string{},
+		"mfa_methods":       mfaMethods,
 		"access_token_ttl":  int(s.cfg.AccessTTL / time.Second),
 		"refresh_token_ttl": int(s.cfg.RefreshTTL / time.Second),
 		"session_max_age":   int(s.cfg.SessionMax / time.Second),
 		"reuse_grace":       max(int(s.cfg.ReuseGrace/time.Second), 0),
 	})
 }
+
+// acctKey is how limits and backoff name an account.
+func acctKey(uid int64) string { return "uid:" + strconv.FormatInt(uid, 10) }
 
 // limit applies the per-IP and per-account limits of one endpoint.
 func (s *Server) limit(r *http.Request, endpoint, account string) error {
@@ -160,7 +163,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	// Back off per identifier and, for a known user, per account, so that
 	// alternating username and email does not double the attempts. Unknown
 	// and known identifiers back off alike.
-	acct := "uid:" + strconv.FormatInt(uid, 10)
+	acct := acctKey(uid)
 	if d := max(s.backoff.wait(ident), s.backoff.wait(acct)); d > 0 {
 		s.metrics.logins.inc("limited")
 		s.writeError(w, r, rateLimited(retrySeconds(d)))
@@ -204,7 +207,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.metrics.logins.inc("mfa_required")
-		writeJSON(w, http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": tok, "mfa_methods": []string{"totp", "backup_code"}})
+		writeJSON(w, http.StatusOK, map[string]any{"mfa_required": true, "mfa_token": tok, "mfa_methods": mfaMethods})
 		return
 	}
 	var sess *session
@@ -217,9 +220,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.respondTokens(w, r, sess)
 	s.metrics.logins.inc("ok")
-	s.log.Info("login", "user_id", uid, "session", sess.ID)
+	s.respondSession(w, r, sess, "password")
 }
 
 // upgradeHash replaces a bcrypt hash or an argon2id hash of old parameters
@@ -253,6 +255,13 @@ func (s *Server) newMFAChallenge(ctx context.Context, uid int64, ua string) (str
 		return err
 	})
 	return tok, err
+}
+
+// respondSession answers a login, with or without a second factor, with the
+// tokens of the session it started. factor is the last factor checked.
+func (s *Server) respondSession(w http.ResponseWriter, r *http.Request, sess *session, factor string) {
+	s.respondTokens(w, r, sess)
+	s.log.Info("login", "user_id", sess.UserID, "session", sess.ID, "factor", factor)
 }
 
 func (s *Server) respondTokens(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -316,7 +325,7 @@ func (s *Server) handlePassword(w http.ResponseWriter, r *http.Request, a *auth)
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.limit(r, "password", "uid:"+strconv.FormatInt(a.UserID, 10)); err != nil {
+	if err := s.limit(r, "password", acctKey(a.UserID)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

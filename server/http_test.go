@@ -296,7 +296,8 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 	}
 	for _, typ := range []string{probValidation, probMalformed, probMediaType, probTooLarge, probConflict,
 		probCredentials, probTokenReused, probInvalidRefresh, probUnauthorized, probRateLimited, probNotFound,
-		probUnavailable, probInternal} {
+		probUnavailable, probInternal, probInvalidCode, probMFAChallenge, probMFAAttempts, probMFAEnabled,
+		probMFANotEnabled, probMFANoSetup} {
 		if !strings.Contains(string(openapiDoc), "`"+typ+"`") {
 			t.Errorf("problem type %s is not documented in openapi.yaml", typ)
 		}
@@ -393,14 +394,49 @@ func TestNoSecretsInLogs(t *testing.T) {
 	e.do("POST", "/auth/logout", map[string]string{"refresh_token": q.RefreshToken})
 	e.do("GET", "/auth/me?access_token="+q.AccessToken, nil)
 
+	// Two-factor: enrol, log in with a TOTP code and a backup code, get
+	// codes wrong and replayed, regenerate, disable.
+	u := e.enrol("carol")
+	e.clock.Add(30 * time.Second)
+	code := totpCode(t, u.secret, e.clock.Now())
+	mt := e.challenge("carol")
+	e.verify(mt, "000000")
+	m := decodePair(t, e.verify(mt, code))
+	e.verify(e.challenge("carol"), code) // replayed
+	e.verify(e.challenge("carol"), u.backup[0])
+	e.verify(e.challenge("carol"), u.backup[0]) // used
+	e.clock.Add(30 * time.Second)
+	fresh := backupCodes(t, e.bearer("POST", "/auth/mfa/backup-codes", m.AccessToken,
+		map[string]string{"code": totpCode(t, u.secret, e.clock.Now())}))
+	e.bearer("POST", "/auth/mfa/disable", m.AccessToken, map[string]string{"code": fresh[0]})
+	e.verify("lmfa_"+u.secret, code)
+	secrets := []string{u.secret, mt, m.RefreshToken, fresh[0]}
+	secrets = append(secrets, u.backup...)
+	for _, c := range append(fresh, u.backup...) {
+		secrets = append(secrets, normalizeCode(c))
+	}
+
 	logs := e.logs.String()
+	if !strings.Contains(logs, "action=disabled") {
+		t.Fatalf("the MFA steps did not run: %q", logs)
+	}
 	if !strings.Contains(logs, "path=/auth/refresh") {
 		t.Fatalf("nothing logged? %q", logs)
 	}
 	for _, secret := range []string{goodPassword, "hunter2", "tangerine", p.RefreshToken, p1.RefreshToken, q.RefreshToken,
-		p.AccessToken, q.AccessToken, strings.Split(q.AccessToken, ".")[2], "lrt_", "lmfa_", "$argon2id"} {
+		p.AccessToken, q.AccessToken, strings.Split(q.AccessToken, ".")[2], "lrt_", "lmfa_", "$argon2id", "otpauth"} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("log holds a secret (%.12s…)", secret)
 		}
+	}
+	for _, secret := range secrets {
+		if strings.Contains(logs, secret) {
+			t.Errorf("log holds an MFA secret or code (%.3s…)", secret)
+		}
+	}
+	// Six digits may occur inside a logged duration: look for the code as a
+	// value of its own.
+	if regexp.MustCompile(`(^|[^0-9A-Za-z.])` + code + `($|[^0-9A-Za-z])`).MatchString(logs) {
+		t.Error("log holds a TOTP code")
 	}
 }

@@ -51,6 +51,7 @@ func (c *counter) write(w io.Writer) {
 // text format.
 type metrics struct {
 	registrations, logins, refreshes, logouts, requests *counter
+	mfa, mfaChanges                                     *counter
 }
 
 func newMetrics() *metrics {
@@ -63,6 +64,10 @@ func newMetrics() *metrics {
 			refreshRotated, refreshGrace, refreshReused, refreshInvalid, "limited"),
 		logouts: newCounter("latch_logouts_total", "Logout requests by result.", "result",
 			"revoked", "noop"),
+		mfa: newCounter("latch_mfa_total", "Second-factor codes submitted, by result.", "result",
+			codeTOTP, codeBackup, codeInvalid, codeReplayed, mfaExpired, mfaExceeded, "limited"),
+		mfaChanges: newCounter("latch_mfa_changes_total", "Changes to accounts' second factor.", "action",
+			"setup", "enabled", "disabled", "backup_codes"),
 		requests: newCounter("latch_http_responses_total", "HTTP responses by status class.", "code",
 			"1xx", "2xx", "3xx", "4xx", "5xx"),
 	}
@@ -70,7 +75,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) serveHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	for _, c := range []*counter{m.registrations, m.logins, m.refreshes, m.logouts, m.requests} {
+	for _, c := range []*counter{m.registrations, m.logins, m.refreshes, m.logouts, m.mfa, m.mfaChanges, m.requests} {
 		c.write(w)
 	}
 }

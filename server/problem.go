@@ -24,6 +24,12 @@ const (
 	probNotFound       = "urn:latch:problem:not-found"
 	probUnavailable    = "urn:latch:problem:unavailable"
 	probInternal       = "urn:latch:problem:internal"
+	probInvalidCode    = "urn:latch:problem:invalid-mfa-code"
+	probMFAChallenge   = "urn:latch:problem:mfa-challenge-expired"
+	probMFAAttempts    = "urn:latch:problem:mfa-attempts-exceeded"
+	probMFAEnabled     = "urn:latch:problem:mfa-already-enabled"
+	probMFANotEnabled  = "urn:latch:problem:mfa-not-enabled"
+	probMFANoSetup     = "urn:latch:problem:mfa-setup-required"
 )
 
 // maxBody is the largest request body accepted.
@@ -36,6 +42,9 @@ type problem struct {
 	Detail     string      `json:"detail,omitempty"`
 	Errors     fieldErrors `json:"errors,omitempty"`
 	RetryAfter int         `json:"retry_after,omitempty"`
+	// AttemptsLeft is how many more codes a login challenge takes, on
+	// invalid-mfa-code answers to /auth/mfa/verify.
+	AttemptsLeft int `json:"attempts_left,omitempty"`
 }
 
 func (p *problem) Error() string { return p.Title + ": " + p.Detail }

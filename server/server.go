@@ -1,11 +1,13 @@
 // Package server is the compatible auth backend behind `latch serve`: the
 // account API (register, login, refresh with rotation and reuse detection,
-// logout, sessions) over SQLite, with rate limits and metrics.
+// logout, sessions, TOTP two-factor) over SQLite, with rate limits and
+// metrics.
 //
 // It owns its database and its signing keys. It must never write a password,
-// a token or a key to a log, and never store a refresh token in a form that
-// can be used (only hashes, and the grace-window successor sealed with the
-// server key).
+// a token, a second-factor code or secret, or a key to a log, and never store
+// a refresh token or a backup code in a form that can be used (only hashes,
+// and the grace-window successor sealed with the server key); TOTP secrets
+// are stored sealed with the server key.
 package server
 
 import (
@@ -93,6 +95,7 @@ type Server struct {
 	st      *store
 	keys    *keySet
 	sealer  *sealer
+	codeKey []byte // keys the hashes of backup codes
 	hasher  *hasher
 	policy  policy
 	metrics *metrics
@@ -122,6 +125,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, st: st, policy: defaultPolicy, metrics: newMetrics()}
 	if s.sealer, err = newSealer(cfg.SecretKey); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if s.codeKey, err = deriveCodeKey(cfg.SecretKey); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -169,6 +176,11 @@ func (s *Server) routes() []route {
 		{"GET", "/auth/sessions", s.authed(s.handleSessions)},
 		{"DELETE", "/auth/sessions/{id}", s.authed(s.handleRevokeSession)},
 		{"POST", "/auth/password", s.authed(s.handlePassword)},
+		{"POST", "/auth/mfa/setup", s.authed(s.handleMFASetup)},
+		{"POST", "/auth/mfa/enable", s.authed(s.handleMFAEnable)},
+		{"POST", "/auth/mfa/verify", fn(s.handleMFAVerify)},
+		{"POST", "/auth/mfa/disable", s.authed(s.handleMFADisable)},
+		{"POST", "/auth/mfa/backup-codes", s.authed(s.handleMFABackupCodes)},
 		{"GET", "/auth/jwks.json", fn(s.handleJWKS)},
 		{"GET", "/.well-known/jwks.json", fn(s.handleJWKS)},
 		{"GET", "/healthz", fn(s.handleHealth)},
