@@ -123,6 +123,44 @@ func TestEndpoints(t *testing.T) {
 			wantBody: map[string]any{"current_password": testPassword, "new_password": "new-" + testPassword},
 		},
 		{
+			name:    "mfa setup",
+			stub:    jsonStub(200, `{"secret":"JBSWY3DPEHPK3PXP","uri":"otpauth://totp/latch:ada?secret=JBSWY3DPEHPK3PXP"}`),
+			call:    func(c *Client) (any, error) { return c.MFASetup(t.Context(), testAccess) },
+			want:    &MFASetup{Secret: "JBSWY3DPEHPK3PXP", URI: "otpauth://totp/latch:ada?secret=JBSWY3DPEHPK3PXP"},
+			wantReq: seen{Method: "POST", Path: "/auth/mfa/setup", Auth: "Bearer " + testAccess},
+		},
+		{
+			name:     "mfa enable",
+			stub:     jsonStub(200, `{"backup_codes":["aaaaa-bbbbb","ccccc-ddddd"]}`),
+			call:     func(c *Client) (any, error) { return c.MFAEnable(t.Context(), testAccess, "123456") },
+			want:     []string{"aaaaa-bbbbb", "ccccc-ddddd"},
+			wantReq:  seen{Method: "POST", Path: "/auth/mfa/enable", Auth: "Bearer " + testAccess, ContentType: "application/json"},
+			wantBody: map[string]any{"code": "123456"},
+		},
+		{
+			name:     "mfa verify",
+			stub:     jsonStub(200, tokenPair),
+			call:     func(c *Client) (any, error) { return c.MFAVerify(t.Context(), testMFAToken, "123456") },
+			want:     wantTokens,
+			wantReq:  seen{Method: "POST", Path: "/auth/mfa/verify", ContentType: "application/json"},
+			wantBody: map[string]any{"mfa_token": testMFAToken, "code": "123456"},
+		},
+		{
+			name:     "mfa disable",
+			stub:     &stub{status: 204},
+			call:     func(c *Client) (any, error) { return nil, c.MFADisable(t.Context(), testAccess, "aaaaa-bbbbb") },
+			wantReq:  seen{Method: "POST", Path: "/auth/mfa/disable", Auth: "Bearer " + testAccess, ContentType: "application/json"},
+			wantBody: map[string]any{"code": "aaaaa-bbbbb"},
+		},
+		{
+			name:     "mfa backup codes",
+			stub:     jsonStub(200, `{"backup_codes":["eeeee-fffff"]}`),
+			call:     func(c *Client) (any, error) { return c.MFABackupCodes(t.Context(), testAccess, "654321") },
+			want:     []string{"eeeee-fffff"},
+			wantReq:  seen{Method: "POST", Path: "/auth/mfa/backup-codes", Auth: "Bearer " + testAccess, ContentType: "application/json"},
+			wantBody: map[string]any{"code": "654321"},
+		},
+		{
 			name:    "health",
 			stub:    jsonStub(200, `{"status":"ok"}`),
 			call:    func(c *Client) (any, error) { return nil, c.Health(t.Context()) },
@@ -221,6 +259,18 @@ func TestShapeErrors(t *testing.T) {
 			func(c *Client) error { return c.Health(t.Context()) }, `"degraded"`},
 		{"logout answers 200", `{}`, 200,
 			func(c *Client) error { return c.Logout(t.Context(), testRefresh) }, "never answers"},
+		{"mfa setup without uri", `{"secret":"JBSWY3DPEHPK3PXP"}`, 200,
+			func(c *Client) error { _, err := c.MFASetup(t.Context(), testAccess); return err }, "otpauth://"},
+		{"mfa setup with an https uri", `{"secret":"JBSWY3DPEHPK3PXP","uri":"https://evil.example/"}`, 200,
+			func(c *Client) error { _, err := c.MFASetup(t.Context(), testAccess); return err }, "otpauth://"},
+		{"mfa enable without codes", `{"backup_codes":[]}`, 200,
+			func(c *Client) error { _, err := c.MFAEnable(t.Context(), testAccess, "123456"); return err }, "no backup_codes"},
+		{"mfa backup codes with an empty one", `{"backup_codes":["aaaaa-bbbbb",""]}`, 200,
+			func(c *Client) error { _, err := c.MFABackupCodes(t.Context(), testAccess, "123456"); return err }, "index 1"},
+		{"mfa verify without tokens", `{"mfa_required":true}`, 200,
+			func(c *Client) error { _, err := c.MFAVerify(t.Context(), testMFAToken, "123456"); return err }, "no access_token"},
+		{"mfa disable answers 200", `{}`, 200,
+			func(c *Client) error { return c.MFADisable(t.Context(), testAccess, "123456") }, "never answers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,6 +299,12 @@ func TestBearerWithoutTokenSendsNothing(t *testing.T) {
 	if err := c.RevokeSession(t.Context(), testAccess, ""); err == nil {
 		t.Error("empty session id accepted")
 	}
+	if _, err := c.MFASetup(t.Context(), ""); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("MFASetup without a token: %v", err)
+	}
+	if _, err := c.MFAVerify(t.Context(), "", "123456"); !errors.Is(err, ErrMFAChallengeExpired) {
+		t.Errorf("MFAVerify without an mfa token: %v", err)
+	}
 	if n := len(s.requests()); n != 0 {
 		t.Errorf("server saw %d requests, want 0", n)
 	}
@@ -261,6 +317,14 @@ func TestTokensNeverPrintSecrets(t *testing.T) {
 			out := fmt.Sprintf(verb, v)
 			if strings.Contains(out, testAccess) || strings.Contains(out, testRefresh) {
 				t.Errorf("Sprintf(%q) leaks a token: %s", verb, out)
+			}
+		}
+	}
+	setup := MFASetup{Secret: "JBSWY3DPEHPK3PXP", URI: "otpauth://totp/latch:ada?secret=JBSWY3DPEHPK3PXP"}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		for _, v := range []any{setup, &setup} {
+			if out := fmt.Sprintf(verb, v); strings.Contains(out, "JBSWY3DPEHPK3PXP") {
+				t.Errorf("Sprintf(%q) leaks the TOTP secret: %s", verb, out)
 			}
 		}
 	}

@@ -28,6 +28,16 @@ var (
 	ErrConflict            = errors.New("conflict")
 	ErrValidation          = errors.New("validation failed")
 	ErrMFARequired         = errors.New("second factor required")
+	// ErrInvalidCode: a second-factor code was wrong or already used; the
+	// same step may be tried again with another code.
+	ErrInvalidCode = errors.New("invalid or already used code")
+	// ErrMFAChallengeExpired: the second step of a login is over (expired,
+	// already completed, or too many wrong codes): log in again.
+	ErrMFAChallengeExpired = errors.New("second-factor step expired")
+	ErrMFAAlreadyEnabled   = errors.New("two-factor authentication already on")
+	ErrMFANotEnabled       = errors.New("two-factor authentication not on")
+	// ErrMFASetupRequired: MFAEnable without a pending MFASetup.
+	ErrMFASetupRequired = errors.New("two-factor setup required")
 
 	ErrUnreachable = errors.New("server unreachable")
 	ErrBadResponse = errors.New("unexpected response from server")
@@ -48,6 +58,12 @@ const (
 	typeRateLimited         = "urn:latch:problem:rate-limited"
 	typeNotFound            = "urn:latch:problem:not-found"
 	typeInternal            = "urn:latch:problem:internal"
+	typeInvalidCode         = "urn:latch:problem:invalid-mfa-code"
+	typeMFAChallengeExpired = "urn:latch:problem:mfa-challenge-expired"
+	typeMFAAttemptsExceeded = "urn:latch:problem:mfa-attempts-exceeded"
+	typeMFAAlreadyEnabled   = "urn:latch:problem:mfa-already-enabled"
+	typeMFANotEnabled       = "urn:latch:problem:mfa-not-enabled"
+	typeMFASetupRequired    = "urn:latch:problem:mfa-setup-required"
 )
 
 var typeSentinels = map[string]error{
@@ -59,6 +75,12 @@ var typeSentinels = map[string]error{
 	typeUnauthorized:        ErrUnauthorized,
 	typeRateLimited:         ErrRateLimited,
 	typeNotFound:            ErrNotFound,
+	typeInvalidCode:         ErrInvalidCode,
+	typeMFAChallengeExpired: ErrMFAChallengeExpired,
+	typeMFAAttemptsExceeded: ErrMFAChallengeExpired,
+	typeMFAAlreadyEnabled:   ErrMFAAlreadyEnabled,
+	typeMFANotEnabled:       ErrMFANotEnabled,
+	typeMFASetupRequired:    ErrMFASetupRequired,
 }
 
 // statusSentinels apply to problems of type about:blank (or none), which by
@@ -85,6 +107,12 @@ var typeMessages = map[string]string{
 	typeRateLimited:         "too many requests",
 	typeNotFound:            "not found",
 	typeInternal:            "the server hit an internal error; try again later",
+	typeInvalidCode:         "the code is wrong or was already used; enter the current code from your authenticator app, or a backup code",
+	typeMFAChallengeExpired: "this login step expired or was already completed; log in again with your password",
+	typeMFAAttemptsExceeded: "too many wrong codes; log in again with your password",
+	typeMFAAlreadyEnabled:   "two-factor authentication is already on; turn it off first to enrol a new authenticator",
+	typeMFANotEnabled:       "two-factor authentication is not on for this account",
+	typeMFASetupRequired:    "no two-factor setup is in progress; start the setup again",
 }
 
 // APIError is an RFC 9457 problem the server answered with: the server
@@ -96,6 +124,9 @@ type APIError struct {
 	Detail     string
 	Fields     map[string]string // field name → message, for validation and conflict
 	RetryAfter time.Duration     // from Retry-After / retry_after; zero if absent
+	// AttemptsLeft is how many more codes a login's second step takes, on
+	// ErrInvalidCode from MFAVerify; zero if the server did not say.
+	AttemptsLeft int
 }
 
 // Error is the message a user sees.
@@ -131,6 +162,12 @@ func (e *APIError) Error() string {
 		}
 	} else if e.Detail != "" && e.Detail != msg && (!known || e.Type == typeNotFound || e.Type == typeBodyTooLarge) {
 		b.WriteString(": " + e.Detail)
+	}
+	switch {
+	case e.AttemptsLeft == 1:
+		b.WriteString("; 1 attempt left")
+	case e.AttemptsLeft > 1:
+		fmt.Fprintf(&b, "; %d attempts left", e.AttemptsLeft)
 	}
 	if e.Type == typeRateLimited || e.Status == http.StatusTooManyRequests {
 		if e.RetryAfter > 0 {
@@ -262,6 +299,9 @@ type problemWire struct {
 	Detail     string            `json:"detail"`
 	Errors     map[string]string `json:"errors"`
 	RetryAfter *json.Number      `json:"retry_after"`
+	// Read only as a small positive integer; anything else is ignored, not
+	// an error: the problem itself is still good.
+	AttemptsLeft json.RawMessage `json:"attempts_left"`
 }
 
 // parseProblem reads an RFC 9457 body. A plain application/json error body is
@@ -304,6 +344,10 @@ func parseProblem(r *reply, secrets []string) (*APIError, bool) {
 		if f, err := w.RetryAfter.Float64(); err == nil && f > 0 && f < 1e6 {
 			e.RetryAfter = time.Duration(f * float64(time.Second))
 		}
+	}
+	var left int
+	if json.Unmarshal(w.AttemptsLeft, &left) == nil && left > 0 && left < 1000 {
+		e.AttemptsLeft = left
 	}
 	if e.RetryAfter == 0 {
 		if n, err := strconv.Atoi(strings.TrimSpace(r.header.Get("Retry-After"))); err == nil && n > 0 {
