@@ -3,8 +3,9 @@
 // shape, size) and turns RFC 9457 problems into typed errors.
 //
 // It must never log, print or format a secret (password, access, refresh or
-// MFA token, TOTP secret or code, backup code) into an error message, and it never stores anything: no cookie
-// jar, no token cache, no files. Persisting tokens is the caller's job.
+// MFA token, TOTP secret or code, backup code) into an error message, and it
+// never stores anything: no cookie jar, no token cache, no files. Persisting
+// tokens is the caller's job.
 package client
 
 import (
