@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,8 @@ type loginOptions struct {
 	Server        string
 	Username      string
 	PasswordStdin bool
+	Code          string
+	UseBackupCode bool
 }
 
 func newLoginCmd(g *globals, runF func(context.Context, *loginOptions) error) *cobra.Command {
@@ -44,6 +47,9 @@ The password is read from a masked prompt, or from stdin with
 	f.StringVar(&o.Server, "server", "", "URL of the latch server (default: the profile's)")
 	f.StringVarP(&o.Username, "username", "u", "", "username or email (default: the profile's)")
 	f.BoolVar(&o.PasswordStdin, "password-stdin", false, "read the password from the first line of stdin")
+	f.StringVar(&o.Code, "code", "", "the second factor: a code from the authenticator app, or a backup code")
+	f.BoolVar(&o.UseBackupCode, "use-backup-code", false, "answer the second factor with the next unused backup code saved in the vault")
+	cmd.MarkFlagsMutuallyExclusive("code", "use-backup-code")
 	return cmd
 }
 
@@ -82,10 +88,44 @@ func loginRun(ctx context.Context, o *loginOptions) error {
 		return err
 	}
 	if res.MFA != nil {
-		return res.MFA
+		if res, err = secondFactor(ctx, g, e, res, o.Code, o.UseBackupCode); err != nil {
+			return err
+		}
 	}
 	printLoggedIn(g, e, res.Profile)
 	return nil
+}
+
+// secondFactor answers a login's MFA step: with --code, with the next saved
+// backup code, with a TOTP secret saved by mfa setup --store-secret, or with
+// a code typed at a prompt.
+func secondFactor(ctx context.Context, g *globals, e *flows.Env, pending *flows.LoginResult, code string, backup bool) (*flows.LoginResult, error) {
+	switch {
+	case code != "":
+		return e.FinishMFA(ctx, pending, code)
+	case backup:
+		res, err := e.FinishMFAWithSaved(ctx, pending, true)
+		if err == nil {
+			if b, berr := e.SavedBackupCodes(ctx, pending.Profile.Name); berr == nil {
+				fmt.Fprintf(g.err, "Used a saved backup code; %d left.\n", b.Remaining())
+			}
+		}
+		return res, err
+	}
+	if res, err := e.FinishMFAWithSaved(ctx, pending, false); err == nil {
+		fmt.Fprintln(g.err, "Answered the second factor with the TOTP secret saved in the vault.")
+		return res, nil
+	} else if !errors.Is(err, flows.ErrNoTOTPSecret) {
+		return nil, err
+	}
+	if !g.tty() {
+		return nil, usagef("this account needs a second factor: pass --code CODE or --use-backup-code")
+	}
+	typed, err := g.value("", "code", "Authenticator code (or a backup code): ")
+	if err != nil {
+		return nil, err
+	}
+	return e.FinishMFA(ctx, pending, typed)
 }
 
 func printLoggedIn(g *globals, e *flows.Env, p vault.Profile) {

@@ -64,7 +64,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 4 login required.`,
 	g.bind(root)
 	root.RunE = tuiRunE(g)
 	root.AddCommand(newServeCmd(nil), newSignupCmd(g, nil), newLoginCmd(g, nil), newLogoutCmd(g),
-		newTokenCmd(g), newStatusCmd(g), newAPICmd(g), newProfileCmd(g), newDemoCmd(g))
+		newTokenCmd(g), newStatusCmd(g), newAPICmd(g), newProfileCmd(g), newMFACmd(g), newCodesCmd(g), newDemoCmd(g))
 	usageArgs(root)
 	return root
 }

@@ -33,6 +33,8 @@ type profileJSON struct {
 	Issuer           string     `json:"issuer,omitempty"`
 	ClientID         string     `json:"client_id,omitempty"`
 	State            string     `json:"state"`
+	MFA              bool       `json:"mfa"`
+	BackupCodesLeft  *int       `json:"backup_codes_left,omitempty"`
 	Error            string     `json:"error,omitempty"`
 	AccessExpiresAt  *time.Time `json:"access_expires_at,omitempty"`
 	RefreshExpiresAt *time.Time `json:"refresh_expires_at,omitempty"`
@@ -114,6 +116,7 @@ func toProfileJSON(st flows.ProfileStatus) profileJSON {
 	p := profileJSON{
 		Name: st.Profile.Name, Current: st.Current, Kind: st.Profile.Kind, Server: st.Profile.Server,
 		Username: st.Profile.Username, Issuer: st.Profile.Issuer, ClientID: st.Profile.ClientID, State: st.State,
+		MFA: st.Profile.MFA, BackupCodesLeft: st.BackupCodesLeft,
 	}
 	if st.Error != nil {
 		p.Error = st.Error.Error()
@@ -166,6 +169,16 @@ func printStatus(w io.Writer, s statusJSON, now time.Time) {
 			fmt.Fprintf(w, "  user:       %s\n", p.Username)
 		}
 		fmt.Fprintf(w, "  state:      %s\n", stateText[p.State])
+		if p.Kind == "account" {
+			mfa := "off"
+			if p.MFA {
+				mfa = "on"
+			}
+			if p.BackupCodesLeft != nil {
+				mfa += fmt.Sprintf(", %d backup codes left in the vault", *p.BackupCodesLeft)
+			}
+			fmt.Fprintf(w, "  two-factor: %s\n", mfa)
+		}
 		if p.Error != "" {
 			fmt.Fprintf(w, "  error:      %s\n", p.Error)
 		}

@@ -71,6 +71,7 @@ func (e *Env) finishLogin(ctx context.Context, c *client.Client, name, identifie
 	p := vault.Profile{Name: name, Server: c.BaseURL(), Username: identifier, Kind: vault.KindAccount}
 	if me, err := c.Me(ctx, tokens.AccessToken); err == nil {
 		p.Username = me.Username
+		p.MFA = me.MFAEnabled
 	}
 	if err := e.Tokens().Save(ctx, name, tokens); err != nil {
 		return nil, err

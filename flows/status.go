@@ -24,6 +24,9 @@ type ProfileStatus struct {
 	State   string
 	Tokens  *TokenState // nil unless tokens are saved and readable
 	Error   error       // why the state is unknown
+	// BackupCodesLeft counts the unused backup codes saved for the
+	// profile; nil when none were saved.
+	BackupCodesLeft *int
 }
 
 // Status describes every profile, current first.
@@ -61,6 +64,15 @@ func (e *Env) ProfileStatus(ctx context.Context, name string) (ProfileStatus, er
 }
 
 func (e *Env) profileStatus(ctx context.Context, p vault.Profile) ProfileStatus {
+	st := e.sessionStatus(ctx, p)
+	if b, err := e.loadCodes(ctx, backupKey(p.Name)); err == nil {
+		n := b.Remaining()
+		st.BackupCodesLeft = &n
+	}
+	return st
+}
+
+func (e *Env) sessionStatus(ctx context.Context, p vault.Profile) ProfileStatus {
 	ts, err := e.Tokens().Status(ctx, p.Name)
 	switch {
 	case errors.Is(err, vault.ErrNotFound):

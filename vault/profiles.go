@@ -35,6 +35,9 @@ type Profile struct {
 	Kind     string `json:"kind"`
 	Issuer   string `json:"issuer,omitempty"`
 	ClientID string `json:"client_id,omitempty"`
+	// MFA records whether the account had two-factor on when latch last
+	// looked; the server is the authority.
+	MFA bool `json:"mfa,omitempty"`
 }
 
 // Config is the profiles file.
@@ -45,6 +48,9 @@ type Config struct {
 	// that later runs neither probe the keyring again nor look for secrets
 	// in a different store than the one that holds them.
 	Vault *Choice `json:"vault,omitempty"`
+	// CodeLabels names the other services whose backup codes the vault
+	// keeps (latch codes import).
+	CodeLabels []string `json:"code_labels,omitempty"`
 }
 
 // Home returns latch's directory — $LATCH_HOME when set, else
