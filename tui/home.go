@@ -453,9 +453,6 @@ func policySummary(p *client.AuthConfig) string {
 	if p.AccessTokenTTL > 0 {
 		parts = append(parts, "access tokens last "+short(p.AccessTokenTTL))
 	}
-	if len(p.MFAMethods) > 0 {
-		parts = append(parts, "MFA: "+strings.Join(p.MFAMethods, ", "))
-	}
 	return sentence(parts...)
 }
 
