@@ -162,7 +162,11 @@ func (a *App) navigate(msg NavigateMsg) tea.Cmd {
 	case pageLogin:
 		s = newLogin(c, msg.Profile, msg.Note)
 	case pageMFA:
-		s = newMFA(c, msg.Profile, msg.MFA)
+		s = newMFA(c, msg.Profile, msg.Pending)
+	case pageMFASetup:
+		s = newMFASetup(c, msg.Profile)
+	case pageBackupCodes:
+		s = newBackupCodes(c, msg.Profile)
 	case pageSessions:
 		s = newSessions(c, msg.Profile)
 	case pageInspector:

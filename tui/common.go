@@ -73,6 +73,8 @@ const (
 	pageDashboard
 	pageSessions
 	pageInspector
+	pageMFASetup
+	pageBackupCodes
 )
 
 // NavigateMsg opens a screen. Home and the dashboard are roots: opening one
@@ -81,7 +83,8 @@ type NavigateMsg struct {
 	To      page
 	Profile vault.Profile // the profile the screen is about, if any
 	Note    string        // a message for the screen to show on arrival
-	MFA     *client.MFARequiredError
+	// Pending is a login waiting for its second factor (pageMFA).
+	Pending *flows.LoginResult
 }
 
 // NavigateCmd opens a screen.

@@ -228,6 +228,10 @@ func (d *dashboard) key(msg tea.KeyPressMsg) tea.Cmd {
 		return NavigateCmd(NavigateMsg{To: pageSessions, Profile: d.profile})
 	case key.Matches(msg, km.Inspect):
 		return NavigateCmd(NavigateMsg{To: pageInspector, Profile: d.profile})
+	case !d.mfaOn() && key.Matches(msg, km.MFASetup):
+		return NavigateCmd(NavigateMsg{To: pageMFASetup, Profile: d.profile})
+	case d.mfaOn() && key.Matches(msg, km.Backup):
+		return NavigateCmd(NavigateMsg{To: pageBackupCodes, Profile: d.profile})
 	case key.Matches(msg, km.Logout):
 		return d.start("Logging out…", d.c.flowCmd(func(ctx context.Context) tea.Msg {
 			res, err := d.c.Env.Logout(ctx, name, false, false)
@@ -235,6 +239,24 @@ func (d *dashboard) key(msg tea.KeyPressMsg) tea.Cmd {
 		}))
 	}
 	return nil
+}
+
+// mfaOn reports whether the account has two-factor on: the server's word
+// once /auth/me answered, the profile's record until then.
+func (d *dashboard) mfaOn() bool {
+	if d.me != nil {
+		return d.me.MFAEnabled
+	}
+	return d.profile.MFA
+}
+
+// mfaKey is the two-factor action the account offers: setup when it is off,
+// the backup codes when it is on.
+func (d *dashboard) mfaKey() key.Binding {
+	if d.mfaOn() {
+		return d.c.KeyMap.Backup
+	}
+	return d.c.KeyMap.MFASetup
 }
 
 func (d *dashboard) start(what string, cmd tea.Cmd) tea.Cmd {
@@ -270,9 +292,10 @@ func (d *dashboard) View() string {
 	b.WriteString(st.Heading.Render(who) + "\n\n")
 	switch {
 	case d.me != nil:
-		mfa := "MFA off"
+		// The keys are said here: the help line has no room left for them.
+		mfa := "MFA off (m sets it up)"
 		if d.me.MFAEnabled {
-			mfa = "MFA on"
+			mfa = "MFA on (b: backup codes)"
 		}
 		row("Account", sentence(fmt.Sprintf("id %d", d.me.ID), "created "+relative(now, d.me.CreatedAt), mfa))
 	case d.meErr != nil:
@@ -341,5 +364,6 @@ func (d *dashboard) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{withHelp(km.RefreshNow, "refresh tokens now"), withHelp(km.Protected, "call the protected route")},
 		{withHelp(km.Sessions, "server sessions"), withHelp(km.Inspect, "token inspector")},
+		{d.mfaKey()},
 		{km.Logout, withHelp(km.Back, "home")}}
 }

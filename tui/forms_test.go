@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latch-dev/latch/flows"
 	"github.com/latch-dev/latch/server"
 )
 
@@ -191,21 +190,5 @@ func TestLoginUnreachableServerSaysWhatToDo(t *testing.T) {
 	d.wantScreen("cannot reach 127.0.0.1:8080", "the server is running")
 	if _, ok := d.top().(*login); !ok {
 		t.Fatalf("a failed login left the form for %T", d.top())
-	}
-}
-
-func TestMFAStepIsAPlaceholder(t *testing.T) {
-	h := newHarness(t)
-	p := h.profile("demo")
-	p.Username = "alice"
-	d := newDriver(t, h.app("demo", ""), 80, 24)
-	d.send(NavigateMsg{To: pageMFA, Profile: p})
-	d.wantScreen("Second factor needed", "two-factor login arrives with TOTP", "Nothing was saved")
-	d.keys("esc")
-	if _, ok := d.top().(*home); !ok {
-		t.Fatalf("esc from MFA went to %T", d.top())
-	}
-	if st, _ := h.env.ProfileStatus(h.ctx, "demo"); st.State != flows.StateLoggedOut {
-		t.Fatalf("profile state %s after the MFA placeholder, want logged out", st.State)
 	}
 }

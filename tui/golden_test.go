@@ -176,8 +176,9 @@ func TestGoldenMFA(t *testing.T) {
 	p := h.profile("demo")
 	p.Username = "alice"
 	runGolden(t, h.app("demo", ""), func(tm *teatest.TestModel) {
-		tm.Send(NavigateMsg{To: pageMFA, Profile: p, MFA: &client.MFARequiredError{Methods: []string{"totp"}}})
-	}, "Second factor needed")
+		tm.Send(NavigateMsg{To: pageMFA, Profile: p,
+			Pending: &flows.LoginResult{Profile: p, MFA: &client.MFARequiredError{Methods: []string{"totp"}}}})
+	}, "Second factor", "ctrl+o fills")
 }
 
 func TestGoldenDashboard(t *testing.T) {

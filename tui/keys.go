@@ -38,6 +38,12 @@ type KeyMap struct {
 	Sessions   key.Binding
 	Inspect    key.Binding
 	Logout     key.Binding
+	MFASetup   key.Binding
+	Backup     key.Binding
+
+	// Two-factor.
+	UseBackup key.Binding
+	Reveal    key.Binding
 
 	// Sessions and the inspector.
 	Revoke        key.Binding
@@ -78,6 +84,12 @@ func DefaultKeyMap() *KeyMap {
 		Sessions:   b("s", "sessions", "s"),
 		Inspect:    b("t", "token", "t"),
 		Logout:     b("o", "log out", "o"),
+		MFASetup:   b("m", "two-factor", "m"),
+		Backup:     b("b", "backup codes", "b"),
+
+		// Not ctrl+b: tmux takes it.
+		UseBackup: b("ctrl+o", "use a saved backup code", "ctrl+o"),
+		Reveal:    b("v", "reveal", "v"),
 
 		Revoke:        b("d", "revoke", "d", "delete"),
 		Reload:        b("r", "reload", "r"),

@@ -140,7 +140,7 @@ func (l *login) done(msg LoginDoneMsg) tea.Cmd {
 		l.form.inputs[1].SetValue("")
 		return l.form.focusOn(1)
 	case msg.Result.MFA != nil:
-		return NavigateCmd(NavigateMsg{To: pageMFA, Profile: msg.Result.Profile, MFA: msg.Result.MFA})
+		return NavigateCmd(NavigateMsg{To: pageMFA, Profile: msg.Result.Profile, Pending: msg.Result})
 	}
 	p := msg.Result.Profile
 	return NavigateCmd(NavigateMsg{To: pageDashboard, Profile: p, Note: "Logged in as " + p.Username + "."})

@@ -114,7 +114,7 @@ func TestLayoutFitsTheTerminal(t *testing.T) {
 	h.signup("demo")
 	for _, size := range [][2]int{{80, 24}, {50, 24}, {100, 40}} {
 		d := newDriver(t, h.app("demo", "DEMO · throwaway server "+testURL+" · removed on exit"), size[0], size[1])
-		for _, keys := range [][]string{nil, {"enter"}, {"s"}, {"esc", "t"}, {"esc", "esc", "s"}} {
+		for _, keys := range [][]string{nil, {"enter"}, {"s"}, {"esc", "t"}, {"esc", "esc", "s"}, {"esc", "enter", "m"}} {
 			d.keys(keys...)
 			lines := strings.Split(d.screen(), "\n")
 			if len(lines) != size[1] {

@@ -182,7 +182,7 @@ func (s *signup) done(msg SignupDoneMsg) tea.Cmd {
 		s.general = msg.Err
 		return nil
 	case msg.Result.MFA != nil:
-		return NavigateCmd(NavigateMsg{To: pageMFA, Profile: msg.Result.Profile, MFA: msg.Result.MFA})
+		return NavigateCmd(NavigateMsg{To: pageMFA, Profile: msg.Result.Profile, Pending: msg.Result})
 	}
 	p := msg.Result.Profile
 	return NavigateCmd(NavigateMsg{To: pageDashboard, Profile: p,
