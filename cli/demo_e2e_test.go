@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/pquerna/otp/totp"
 )
 
 var updateScreens = flag.Bool("update-screens", false, "write the demo's panes to docs/screens")
@@ -54,6 +57,38 @@ func (p *tmuxPane) waitFor(d time.Duration, wants ...string) string {
 		}
 		<-tick.C
 	}
+}
+
+// secretOnScreen reads the TOTP secret the setup screen shows beside the QR
+// code: groups of four on the "Secret" line and the line under it.
+func secretOnScreen(t *testing.T, screen string) string {
+	t.Helper()
+	lines := strings.Split(screen, "\n")
+	for i, l := range lines {
+		at := strings.Index(l, "Secret  ")
+		if at < 0 {
+			continue
+		}
+		col := utf8.RuneCountInString(l[:at]) + len("Secret  ")
+		var b strings.Builder
+		for _, line := range lines[i:min(i+2, len(lines))] {
+			if r := []rune(line); len(r) > col {
+				b.WriteString(strings.ReplaceAll(string(r[col:]), " ", ""))
+			}
+		}
+		secret := b.String()
+		if len(secret) != 32 || strings.Trim(secret, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") != "" {
+			t.Fatalf("the secret read off the screen is %q:\n%s", secret, screen)
+		}
+		return secret
+	}
+	t.Fatalf("no secret on the screen:\n%s", screen)
+	return ""
+}
+
+// secretGroups is the first line of the secret as the screen groups it.
+func secretGroups(secret string) string {
+	return secret[0:4] + " " + secret[4:8] + " " + secret[8:12]
 }
 
 func containsAll(s string, wants ...string) bool {
@@ -139,6 +174,30 @@ func TestE2EDemoInTmux(t *testing.T) {
 	// The access token lives 3 s: the dashboard rotates it by itself.
 	p.waitFor(20*time.Second, "Rotations     1 this session", "Rotated in the background at")
 	p.shot("dashboard-rotated")
+
+	// Two-factor: read the secret off the screen, as a person typing it into
+	// an app would, and answer with the code it makes now.
+	p.keys("m")
+	s = p.waitFor(10*time.Second, "Set up two-factor", "Secret  ", "2. Type the 6-digit code")
+	secret := secretOnScreen(t, s)
+	p.shot("mfa-setup")
+	code, err := totp.GenerateCode(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.text(code)
+	p.keys("Enter")
+	s = p.waitFor(10*time.Second, "Two-factor is on for alice", "Saved to your vault (memory)")
+	if strings.Contains(s, secretGroups(secret)) {
+		t.Fatal("the secret is still on screen after enrolment")
+	}
+	p.shot("mfa-codes")
+	p.keys("Enter")
+	p.waitFor(10*time.Second, "Account · demo", "MFA on (b: backup codes)")
+	p.keys("b")
+	p.waitFor(5*time.Second, "10 of 10 unused", "Press v to reveal them")
+	p.keys("Escape")
+	p.waitFor(5*time.Second, "Account · demo", "MFA on")
 
 	p.keys("s")
 	p.waitFor(5*time.Second, "Sessions of alice on http://127.0.0.1:", "1 open", "(this terminal)")
