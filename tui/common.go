@@ -1,11 +1,13 @@
 // Package tui is latch's terminal interface: screens that walk a person
-// through the account flows (home, signup, login, dashboard, sessions, the
-// token inspector), built with Bubble Tea.
+// through the account flows (home, signup, login and its two-factor step,
+// dashboard, sessions, the token inspector, two-factor setup and backup
+// codes), built with Bubble Tea.
 //
 // It owns presentation only. Every step calls a flow in flows/ inside a
 // tea.Cmd; the package never speaks HTTP, never handles a token itself, and
 // never renders a password or a token signature unless the user asks for the
-// signature.
+// signature. A TOTP secret is shown only while enrolling, and backup codes
+// once after enrolment and otherwise only after the user confirms.
 package tui
 
 import (

@@ -1,7 +1,9 @@
 package tui
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,9 +11,11 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/latch-dev/latch/flows"
+	"github.com/latch-dev/latch/vault"
 )
 
 // code is the TOTP code of secret at the harness's clock.
@@ -262,4 +266,51 @@ func TestGoldenBackupCodes(t *testing.T) {
 	g.tm.Type("y")
 	g.wait("00000-abcd0")
 	g.finish()
+}
+
+// failingBackupVault refuses to save backup codes, as a full or locked
+// keyring would.
+type failingBackupVault struct{ vault.Secrets }
+
+func (f failingBackupVault) Set(ctx context.Context, key string, value []byte) error {
+	if strings.HasSuffix(key, "/backup-codes") {
+		return errors.New("keyring is locked")
+	}
+	return f.Secrets.Set(ctx, key, value)
+}
+
+func TestMFASetupCodesNotSavedSaysWriteThemDown(t *testing.T) {
+	h := newHarness(t)
+	p := h.signup("demo")
+	h.env.Secrets = failingBackupVault{h.env.Secrets}
+	d := newDriver(t, h.app("demo", ""), 80, 24)
+	d.send(NavigateMsg{To: pageMFASetup, Profile: p})
+	d.typ(h.code(d.top().(*mfaSetup).setup.Secret))
+	d.keys("enter")
+	d.wantScreen("Two-factor is on", "could not be saved", "(keyring is", "write them down now")
+	d.notScreen("Saved to your vault")
+	if codes := d.top().(*mfaSetup).codes; len(codes) != 10 {
+		t.Fatalf("%d codes shown, want 10", len(codes))
+	}
+}
+
+// The QR code holds the server's key without the defaults spelled out.
+func TestQRContentKeepsTheKey(t *testing.T) {
+	short := qrContent(goldenSetup.URI)
+	if len(short) >= len(goldenSetup.URI) {
+		t.Fatalf("qrContent did not shorten %q", short)
+	}
+	for _, uri := range []string{goldenSetup.URI, short} {
+		k, err := otp.NewKeyFromURL(uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k.Secret() != goldenSetup.Secret || k.Issuer() != "latch (127.0.0.1)" || k.AccountName() != "alice" ||
+			k.Period() != 30 || k.Digits() != otp.DigitsSix || k.Algorithm() != otp.AlgorithmSHA1 {
+			t.Fatalf("%s reads as %s / %s / %s", uri, k.Issuer(), k.AccountName(), k.Secret())
+		}
+	}
+	if odd := strings.Replace(goldenSetup.URI, "digits=6", "digits=8", 1); qrContent(odd) != odd {
+		t.Fatal("a URI with non-default digits was rewritten")
+	}
 }
