@@ -108,6 +108,16 @@ type accessClaims struct {
 	Type      string `json:"type"`
 }
 
+// ceilSecond rounds t up to a whole second. JWT times are whole seconds;
+// rounding the expiry down would make a token live up to a second less than
+// the expires_in the client was told — all of a 1 s token's life.
+func ceilSecond(t time.Time) time.Time {
+	if r := t.Truncate(time.Second); !r.Equal(t) {
+		return r.Add(time.Second)
+	}
+	return t
+}
+
 // issueAccess signs an access token for user uid in session sid.
 func (s *Server) issueAccess(uid int64, sid string) (string, error) {
 	now := s.now()
@@ -119,7 +129,7 @@ func (s *Server) issueAccess(uid int64, sid string) (string, error) {
 			Subject:  strconv.FormatInt(uid, 10),
 			Audience: jwt.Audience{s.cfg.Issuer},
 			IssuedAt: jwt.NewNumericDate(now),
-			Expiry:   jwt.NewNumericDate(now.Add(s.cfg.AccessTTL)),
+			Expiry:   jwt.NewNumericDate(ceilSecond(now.Add(s.cfg.AccessTTL))),
 			ID:       hex.EncodeToString(jti),
 		},
 		SessionID: sid,

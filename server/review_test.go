@@ -216,3 +216,26 @@ func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
 		t.Fatalf("other scheme: %d", r.Status)
 	}
 }
+
+// JWT times are whole seconds: an access token issued at x.9 s with a 1 s
+// lifetime must not expire at x+1 s, 0.1 s later, while the client was told
+// expires_in 1.
+func TestAccessExpiryRoundsUp(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.AccessTTL = time.Second })
+	e.clock.Add(900 * time.Millisecond)
+	issued := e.clock.Now()
+	raw, err := e.srv.issueAccess(1, "sid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.srv.verifyAccess(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exp := c.Expiry.Time(); exp.Before(issued.Add(time.Second)) || !exp.Before(issued.Add(2*time.Second)) {
+		t.Fatalf("exp = %s for a 1 s token issued at %s", exp, issued)
+	}
+	if got := ceilSecond(issued.Truncate(time.Second)); !got.Equal(issued.Truncate(time.Second)) {
+		t.Fatalf("a whole second moved: %s", got)
+	}
+}
