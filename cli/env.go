@@ -101,6 +101,18 @@ func (g *globals) openEnv(ctx context.Context) (*flows.Env, error) {
 	return e, nil
 }
 
+// withEnv makes a RunE that opens latch's home and vault before run.
+func (g *globals) withEnv(run func(ctx context.Context, e *flows.Env, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		e, err := g.openEnv(ctx)
+		if err != nil {
+			return err
+		}
+		return run(ctx, e, args)
+	}
+}
+
 // passphrase returns the file vault's passphrase source: the environment, or
 // a prompt on the terminal (asked twice when the vault is new).
 func (g *globals) passphrase(home string) func() ([]byte, error) {

@@ -59,31 +59,17 @@ func loginRun(ctx context.Context, o *loginOptions) error {
 	if err != nil {
 		return err
 	}
-	name := g.profile
-	if o.Server == "" || o.Username == "" {
-		// Fill the gaps from a known profile: the named one, or the
-		// current one when no server was given either.
-		if p, err := e.Profile(name); err == nil && (name != "" || o.Server == "") {
-			if o.Server == "" {
-				o.Server = p.Server
-			}
-			if o.Username == "" && sameServer(o.Server, p.Server) {
-				o.Username = p.Username
-			}
-			name = p.Name
-		}
-	}
-	if o.Server, err = g.value(o.Server, "server", "Server URL: "); err != nil {
+	req := e.LoginDefaults(flows.LoginRequest{Profile: g.profile, Server: o.Server, Identifier: o.Username})
+	if req.Server, err = g.value(req.Server, "server", "Server URL: "); err != nil {
 		return err
 	}
-	if o.Username, err = g.value(o.Username, "username", "Username or email: "); err != nil {
+	if req.Identifier, err = g.value(req.Identifier, "username", "Username or email: "); err != nil {
 		return err
 	}
-	pw, err := g.password(o.PasswordStdin, "Password for "+o.Username+": ")
-	if err != nil {
+	if req.Password, err = g.password(o.PasswordStdin, "Password for "+req.Identifier+": "); err != nil {
 		return err
 	}
-	res, err := e.Login(ctx, flows.LoginRequest{Profile: name, Server: o.Server, Identifier: o.Username, Password: pw})
+	res, err := e.Login(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -104,7 +90,7 @@ func secondFactor(ctx context.Context, g *globals, e *flows.Env, pending *flows.
 	case code != "":
 		return e.FinishMFA(ctx, pending, code)
 	case backup:
-		res, err := e.FinishMFAWithSaved(ctx, pending, true)
+		res, err := e.FinishMFAWithBackupCode(ctx, pending)
 		if err == nil {
 			if b, berr := e.SavedBackupCodes(ctx, pending.Profile.Name); berr == nil {
 				fmt.Fprintf(g.err, "Used a saved backup code; %d left.\n", b.Remaining())
@@ -112,7 +98,7 @@ func secondFactor(ctx context.Context, g *globals, e *flows.Env, pending *flows.
 		}
 		return res, err
 	}
-	if res, err := e.FinishMFAWithSaved(ctx, pending, false); err == nil {
+	if res, err := e.FinishMFAWithStoredSecret(ctx, pending); err == nil {
 		fmt.Fprintln(g.err, "Answered the second factor with the TOTP secret saved in the vault.")
 		return res, nil
 	} else if !errors.Is(err, flows.ErrNoTOTPSecret) {
@@ -134,10 +120,6 @@ func printLoggedIn(g *globals, e *flows.Env, p vault.Profile) {
 	if e.Vault.Backend == vault.ModeMemory {
 		fmt.Fprintln(g.err, "Warning: the memory vault forgets the session when this latch exits.")
 	}
-}
-
-func sameServer(a, b string) bool {
-	return a == b || a+"/" == b || a == b+"/"
 }
 
 type signupOptions struct {

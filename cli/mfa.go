@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -46,12 +47,7 @@ latch mfa code can produce codes themselves. That makes this terminal a single
 factor: meant for developers exercising the flows, not for real accounts.`,
 		Example: "  latch mfa setup\n  latch mfa setup --json | jq -r .uri",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := g.openEnv(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: g.withEnv(func(ctx context.Context, e *flows.Env, args []string) error {
 			s, err := e.StartMFASetup(ctx, g.profile, store)
 			if err != nil {
 				return err
@@ -73,7 +69,7 @@ factor: meant for developers exercising the flows, not for real accounts.`,
 			fmt.Fprintf(g.out, "Secret: %s\nURI:    %s\n", s.Grouped(), s.URI)
 			fmt.Fprintln(g.out, "Then confirm with: latch mfa enable --code CODE")
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the secret and URI as JSON")
 	cmd.Flags().BoolVar(&store, "store-secret", false, "keep the secret in the vault (makes this terminal a single factor)")
@@ -162,12 +158,7 @@ func newMFACodesCmd(g *globals) *cobra.Command {
   latch mfa codes --reveal
   latch mfa codes --regenerate 123456     # a new set; the old codes die`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := g.openEnv(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: g.withEnv(func(ctx context.Context, e *flows.Env, args []string) error {
 			if regenerate != "" {
 				codes, err := e.RegenerateBackupCodes(ctx, g.profile, regenerate)
 				if codes != nil && (reveal || err != nil) {
@@ -184,7 +175,7 @@ func newMFACodesCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return showCodes(g, b, reveal, asJSON)
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&reveal, "reveal", false, "print the codes themselves")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -231,19 +222,14 @@ func newMFACodeCmd(g *globals) *cobra.Command {
 		Short:   "Print the current TOTP code from the secret saved by setup --store-secret",
 		Example: "  latch login -u alice --password-stdin --code \"$(latch mfa code)\"",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := g.openEnv(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: g.withEnv(func(ctx context.Context, e *flows.Env, args []string) error {
 			code, err := e.TOTPCode(ctx, g.profile)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(g.out, code)
 			return nil
-		},
+		}),
 	}
 }
 
@@ -291,12 +277,7 @@ under a label, and take them one at a time.`,
 		Use:   "list",
 		Short: "List the labels and how many codes each has left",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := g.openEnv(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: g.withEnv(func(ctx context.Context, e *flows.Env, args []string) error {
 			labels, err := e.CodeLabels()
 			if err != nil {
 				return err
@@ -322,7 +303,7 @@ under a label, and take them one at a time.`,
 				fmt.Fprintf(g.out, "%-20s %d of %d left\n", c.Label, c.Remaining, c.Total)
 			}
 			return nil
-		},
+		}),
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 

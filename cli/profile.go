@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/latch-dev/latch/flows"
 )
 
 func newProfileCmd(g *globals) *cobra.Command {
@@ -21,12 +24,7 @@ func newProfileCmd(g *globals) *cobra.Command {
 		Short:   "List the profiles and their state",
 		Example: "  latch profile list\n  latch profile list --json",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := g.openEnv(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: g.withEnv(func(ctx context.Context, e *flows.Env, args []string) error {
 			list, err := e.Status(ctx)
 			if err != nil {
 				return err
@@ -56,7 +54,7 @@ func newProfileCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", mark, st.Profile.Name, where, st.Profile.Username, stateText[st.State])
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 
@@ -65,18 +63,13 @@ func newProfileCmd(g *globals) *cobra.Command {
 		Short:   "Make a profile the current one",
 		Example: "  latch profile use work",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := g.openEnv(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: g.withEnv(func(ctx context.Context, e *flows.Env, args []string) error {
 			if err := e.UseProfile(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "Now using profile %q.\n", args[0])
 			return nil
-		},
+		}),
 	}
 
 	var force bool
@@ -87,18 +80,13 @@ func newProfileCmd(g *globals) *cobra.Command {
 the session ends on the server, or pass --force to forget it anyway.`,
 		Example: "  latch logout --profile old && latch profile rm old",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := g.openEnv(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: g.withEnv(func(ctx context.Context, e *flows.Env, args []string) error {
 			if err := e.RemoveProfile(ctx, args[0], force); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "Removed profile %q.\n", args[0])
 			return nil
-		},
+		}),
 	}
 	rm.Flags().BoolVar(&force, "force", false, "remove a logged-in profile, deleting its tokens without logging out")
 	cmd.AddCommand(list, use, rm)

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/latch-dev/latch/flows"
 )
 
 func newTokenCmd(g *globals) *cobra.Command {
@@ -24,19 +26,14 @@ over: log in again.`,
 		Example: `  curl -H "Authorization: Bearer $(latch token)" http://127.0.0.1:8080/auth/me
   latch token --profile work`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			e, err := g.openEnv(ctx)
-			if err != nil {
-				return err
-			}
+		RunE: g.withEnv(func(ctx context.Context, e *flows.Env, args []string) error {
 			tok, err := e.Token(ctx, g.profile)
 			if err != nil {
 				return err
 			}
 			_, err = fmt.Fprintln(g.out, tok)
 			return err
-		},
+		}),
 	}
 }
 

@@ -328,3 +328,33 @@ func TestDecodeJWT(t *testing.T) {
 		}
 	}
 }
+
+func TestLoginDefaults(t *testing.T) {
+	dir := t.TempDir()
+	cfg := &vault.Config{Current: "work", Profiles: []vault.Profile{
+		{Name: "work", Kind: vault.KindAccount, Server: "https://a.example", Username: "alice"},
+		{Name: "home", Kind: vault.KindAccount, Server: "https://b.example", Username: "bob"},
+	}}
+	if err := cfg.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	e := &Env{Home: dir}
+	tests := []struct {
+		name    string
+		in, out LoginRequest
+	}{
+		{"current profile", LoginRequest{}, LoginRequest{Profile: "work", Server: "https://a.example", Identifier: "alice"}},
+		{"named profile", LoginRequest{Profile: "home"}, LoginRequest{Profile: "home", Server: "https://b.example", Identifier: "bob"}},
+		{"named, other server", LoginRequest{Profile: "home", Server: "https://c.example"}, LoginRequest{Profile: "home", Server: "https://c.example"}},
+		{"new server", LoginRequest{Server: "https://c.example"}, LoginRequest{Server: "https://c.example"}},
+		{"all given", LoginRequest{Server: "https://a.example", Identifier: "carol"}, LoginRequest{Server: "https://a.example", Identifier: "carol"}},
+		{"unknown profile", LoginRequest{Profile: "nope"}, LoginRequest{Profile: "nope"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := e.LoginDefaults(tt.in); got != tt.out {
+				t.Fatalf("got %+v, want %+v", got, tt.out)
+			}
+		})
+	}
+}

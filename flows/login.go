@@ -19,6 +19,31 @@ type LoginRequest struct {
 	Password   string
 }
 
+// LoginDefaults fills a login's missing server and identifier from a known
+// profile — the named one, or the current one when no server is given either
+// — so that logging in again needs neither. The identifier is filled only
+// when the server is the profile's.
+func (e *Env) LoginDefaults(req LoginRequest) LoginRequest {
+	if req.Server != "" && req.Identifier != "" {
+		return req
+	}
+	if req.Profile == "" && req.Server != "" {
+		return req
+	}
+	p, err := e.Profile(req.Profile)
+	if err != nil {
+		return req
+	}
+	req.Profile = p.Name
+	if req.Server == "" {
+		req.Server = p.Server
+	}
+	if req.Identifier == "" && sameServer(req.Server, p.Server) {
+		req.Identifier = p.Username
+	}
+	return req
+}
+
 // LoginResult is the outcome of Login. When MFA is set the password was
 // right but the account needs a second factor: nothing was saved yet.
 type LoginResult struct {

@@ -69,36 +69,39 @@ func (e *Env) StartMFASetup(ctx context.Context, profile string, store bool) (*M
 // if saving fails they are returned anyway, with the error, so the caller can
 // show them once — the server will not show them again.
 func (e *Env) EnableMFA(ctx context.Context, profile, code string) ([]string, error) {
-	p, err := e.Profile(profile)
-	if err != nil {
-		return nil, err
+	name, codes, err := e.newBackupCodes(ctx, profile, "two-factor is on",
+		func(c *client.Client, tok string) ([]string, error) { return c.MFAEnable(ctx, tok, code) })
+	if codes != nil {
+		e.setMFA(ctx, name, true)
 	}
-	codes, err := authed(ctx, e, p.Name, func(c *client.Client, tok string) ([]string, error) { return c.MFAEnable(ctx, tok, code) })
-	if err != nil {
-		return nil, err
-	}
-	e.setMFA(ctx, p.Name, true)
-	if err := e.saveBackupCodes(ctx, p.Name, codes); err != nil {
-		return codes, fmt.Errorf("two-factor is on, but the backup codes could not be saved (%w): write them down now, they are not shown again", err)
-	}
-	return codes, nil
+	return codes, err
 }
 
 // RegenerateBackupCodes replaces the account's backup codes (the old ones
 // die) and saves the new set, like EnableMFA.
 func (e *Env) RegenerateBackupCodes(ctx context.Context, profile, code string) ([]string, error) {
+	_, codes, err := e.newBackupCodes(ctx, profile, "new backup codes were made",
+		func(c *client.Client, tok string) ([]string, error) { return c.MFABackupCodes(ctx, tok, code) })
+	return codes, err
+}
+
+// newBackupCodes makes the call that answers with a new set of backup codes
+// and saves them. When saving fails the codes are returned with the error,
+// which starts with done (what happened at the server).
+func (e *Env) newBackupCodes(ctx context.Context, profile, done string,
+	call func(c *client.Client, tok string) ([]string, error)) (string, []string, error) {
 	p, err := e.Profile(profile)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	codes, err := authed(ctx, e, p.Name, func(c *client.Client, tok string) ([]string, error) { return c.MFABackupCodes(ctx, tok, code) })
+	codes, err := authed(ctx, e, p.Name, call)
 	if err != nil {
-		return nil, err
+		return p.Name, nil, err
 	}
 	if err := e.saveBackupCodes(ctx, p.Name, codes); err != nil {
-		return codes, fmt.Errorf("new backup codes were made, but could not be saved (%w): write them down now", err)
+		return p.Name, codes, fmt.Errorf("%s, but the backup codes could not be saved (%w): write them down now, they are not shown again", done, err)
 	}
-	return codes, nil
+	return p.Name, codes, nil
 }
 
 // DisableMFA turns two-factor off and forgets the profile's saved backup
@@ -169,22 +172,29 @@ func (e *Env) FinishMFA(ctx context.Context, pending *LoginResult, code string) 
 	return e.finishLogin(ctx, c, pending.Profile.Name, pending.Profile.Username, tokens)
 }
 
-// FinishMFAWithSaved answers the second-factor step from the vault: with the
-// saved TOTP secret if there is one (mfa setup --store-secret), else with
-// the next unused backup code — marked used only once the server accepted
-// it, or refused when the server says it is wrong.
-func (e *Env) FinishMFAWithSaved(ctx context.Context, pending *LoginResult, backup bool) (*LoginResult, error) {
+// FinishMFAWithStoredSecret answers the second-factor step with the current
+// code of the TOTP secret saved by mfa setup --store-secret; without one the
+// error matches ErrNoTOTPSecret.
+func (e *Env) FinishMFAWithStoredSecret(ctx context.Context, pending *LoginResult) (*LoginResult, error) {
+	if pending == nil || pending.MFA == nil {
+		return nil, errors.New("no second-factor step is pending: log in first")
+	}
+	code, err := e.TOTPCode(ctx, pending.Profile.Name)
+	if err != nil {
+		return nil, err
+	}
+	return e.FinishMFA(ctx, pending, code)
+}
+
+// FinishMFAWithBackupCode answers the second-factor step with the next
+// unused backup code saved in the vault. The code is marked used only once
+// the server accepted it, and marked refused (never offered again) when the
+// server says it is not valid.
+func (e *Env) FinishMFAWithBackupCode(ctx context.Context, pending *LoginResult) (*LoginResult, error) {
 	if pending == nil || pending.MFA == nil {
 		return nil, errors.New("no second-factor step is pending: log in first")
 	}
 	name := pending.Profile.Name
-	if !backup {
-		code, err := e.TOTPCode(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		return e.FinishMFA(ctx, pending, code)
-	}
 	code, err := e.NextBackupCode(ctx, name)
 	if err != nil {
 		return nil, err

@@ -89,14 +89,14 @@ func TestMFABackupCodeFromVault(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := ae.FinishMFAWithSaved(e.ctx, pending, true); !errors.Is(err, client.ErrInvalidCode) {
+	if _, err := ae.FinishMFAWithBackupCode(e.ctx, pending); !errors.Is(err, client.ErrInvalidCode) {
 		t.Fatalf("a spent code: %v, want ErrInvalidCode", err)
 	}
 	b, _ = ae.SavedBackupCodes(e.ctx, "")
 	if b.Codes[0].State != "refused" || b.Remaining() != 9 {
 		t.Fatalf("after a refused code: %+v", b.Codes[0])
 	}
-	if _, err := ae.FinishMFAWithSaved(e.ctx, pending, true); err != nil {
+	if _, err := ae.FinishMFAWithBackupCode(e.ctx, pending); err != nil {
 		t.Fatal(err)
 	}
 	b, _ = ae.SavedBackupCodes(e.ctx, "")
@@ -117,7 +117,7 @@ func TestMFAStoredSecret(t *testing.T) {
 		t.Fatalf("TOTPCode = %q, %v; want %q", got, err, want)
 	}
 	pending := pendingLogin(t, e, ae)
-	if _, err := ae.FinishMFAWithSaved(e.ctx, pending, false); err != nil {
+	if _, err := ae.FinishMFAWithStoredSecret(e.ctx, pending); err != nil {
 		t.Fatal(err)
 	}
 

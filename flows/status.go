@@ -3,7 +3,6 @@ package flows
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/latch-dev/latch/vault"
 )
@@ -84,10 +83,4 @@ func (e *Env) sessionStatus(ctx context.Context, p vault.Profile) ProfileStatus 
 	default:
 		return ProfileStatus{Profile: p, State: StateLoggedIn, Tokens: &ts}
 	}
-}
-
-// Until is a helper for displays: d rounded to the second, never negative.
-func Until(now, t time.Time) time.Duration {
-	d := t.Sub(now).Round(time.Second)
-	return max(d, 0)
 }

@@ -223,3 +223,8 @@ func sentence(parts ...string) string {
 	}
 	return strings.Join(out, " · ")
 }
+
+// until is how long from now to t, rounded to the second, never negative.
+func until(now, t time.Time) time.Duration {
+	return max(t.Sub(now).Round(time.Second), 0)
+}

@@ -67,7 +67,7 @@ func (l *login) waiting() time.Duration {
 	if l.retryAt.IsZero() {
 		return 0
 	}
-	return flows.Until(l.c.Now(), l.retryAt)
+	return until(l.c.Now(), l.retryAt)
 }
 
 func (l *login) Update(msg tea.Msg) (Component, tea.Cmd) {

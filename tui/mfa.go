@@ -126,7 +126,7 @@ func (m *mfa) submit() tea.Cmd {
 		var res *flows.LoginResult
 		var err error
 		if saved {
-			res, err = m.c.Env.FinishMFAWithSaved(ctx, pending, true)
+			res, err = m.c.Env.FinishMFAWithBackupCode(ctx, pending)
 		} else {
 			res, err = m.c.Env.FinishMFA(ctx, pending, code)
 		}
