@@ -8,11 +8,11 @@ import (
 	"os"
 	"strings"
 
-	"github.com/mdp/qrterminal/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/latch-dev/latch/flows"
+	"github.com/latch-dev/latch/internal/textart"
 )
 
 func newMFACmd(g *globals) *cobra.Command {
@@ -60,11 +60,7 @@ factor: meant for developers exercising the flows, not for real accounts.`,
 			}
 			if isTerminal(g.out) {
 				fmt.Fprintln(g.out, "Scan this with your authenticator app:")
-				qrterminal.GenerateWithConfig(s.URI, qrterminal.Config{
-					Level: qrterminal.L, Writer: g.out, HalfBlocks: true,
-					BlackChar: qrterminal.BLACK_BLACK, WhiteBlackChar: qrterminal.WHITE_BLACK,
-					WhiteChar: qrterminal.WHITE_WHITE, BlackWhiteChar: qrterminal.BLACK_WHITE, QuietZone: 1,
-				})
+				fmt.Fprintln(g.out, textart.QR(s.URI))
 			}
 			fmt.Fprintf(g.out, "Secret: %s\nURI:    %s\n", s.Grouped(), s.URI)
 			fmt.Fprintln(g.out, "Then confirm with: latch mfa enable --code CODE")

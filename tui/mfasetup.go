@@ -10,11 +10,11 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
-	"github.com/mdp/qrterminal/v3"
 	"github.com/pquerna/otp"
 
 	"github.com/latch-dev/latch/client"
 	"github.com/latch-dev/latch/flows"
+	"github.com/latch-dev/latch/internal/textart"
 	"github.com/latch-dev/latch/vault"
 )
 
@@ -92,7 +92,7 @@ func (m *mfaSetup) Update(msg tea.Msg) (Component, tea.Cmd) {
 		m.work.done()
 		m.setup, m.setupErr = msg.Setup, msg.Err
 		if msg.Setup != nil {
-			m.qr = drawQR(qrContent(msg.Setup.URI))
+			m.qr = textart.QR(qrContent(msg.Setup.URI))
 		}
 		return m, nil
 	case MFAEnabledMsg:
@@ -160,17 +160,6 @@ func qrContent(uri string) string {
 		q = "issuer=" + url.PathEscape(k.Issuer()) + "&" + q
 	}
 	return "otpauth://totp/" + url.PathEscape(k.AccountName()) + "?" + q
-}
-
-// drawQR renders s as a QR code in half blocks, two modules a cell.
-func drawQR(s string) string {
-	var b strings.Builder
-	qrterminal.GenerateWithConfig(s, qrterminal.Config{
-		Level: qrterminal.L, Writer: &b, HalfBlocks: true, QuietZone: 1,
-		BlackChar: qrterminal.BLACK_BLACK, WhiteBlackChar: qrterminal.WHITE_BLACK,
-		WhiteChar: qrterminal.WHITE_WHITE, BlackWhiteChar: qrterminal.BLACK_WHITE,
-	})
-	return strings.TrimRight(b.String(), "\n")
 }
 
 // qrFits reports whether the QR code and the column beside it fit the body.
