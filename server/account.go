@@ -145,60 +145,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, validationProblem(errs))
 		return
 	}
-	ident := "id:" + strings.ToLower(req.Identifier)
-	if err := s.limit(r, "login", ident); err != nil {
-		s.metrics.logins.inc("limited")
-		s.writeError(w, r, err)
-		return
-	}
 	ctx := r.Context()
-	var (
-		uid  int64
-		hash string
-		mfa  bool
-	)
-	err := s.st.db.QueryRowContext(ctx,
-		"SELECT id, password_hash, mfa_enabled FROM users WHERE username = ? OR email = ?",
-		req.Identifier, req.Identifier).Scan(&uid, &hash, &mfa)
-	// Back off per identifier and, for a known user, per account, so that
-	// alternating username and email does not double the attempts. Unknown
-	// and known identifiers back off alike.
-	acct := acctKey(uid)
-	if d := max(s.backoff.wait(ident), s.backoff.wait(acct)); d > 0 {
-		s.metrics.logins.inc("limited")
-		s.writeError(w, r, rateLimited(retrySeconds(d)))
-		return
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		s.hasher.VerifyDummy(ctx, req.Password)
-		s.backoff.fail(ident)
-		s.metrics.logins.inc("failed")
-		s.writeError(w, r, errCredentials)
-		return
-	}
+	uid, mfa, err := s.checkPassword(r, req.Identifier, req.Password)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
-	}
-	ok, rehash, err := s.hasher.Verify(ctx, hash, req.Password)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !ok {
-		s.backoff.fail(ident)
-		s.backoff.fail(acct)
-		s.metrics.logins.inc("failed")
-		s.log.Info("login failed", "user_id", uid)
-		s.writeError(w, r, errCredentials)
-		return
-	}
-	s.backoff.succeed(ident)
-	s.backoff.succeed(acct)
-	// bcrypt checks only the first 72 bytes: rehashing a longer password
-	// would store whatever suffix this caller typed.
-	if rehash && !(isBcrypt(hash) && len(req.Password) > 72) {
-		s.upgradeHash(ctx, uid, req.Password)
 	}
 	if mfa {
 		tok, err := s.newMFAChallenge(ctx, uid, r.UserAgent())
@@ -222,6 +173,60 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.logins.inc("ok")
 	s.respondSession(w, r, sess, "password")
+}
+
+// checkPassword is the first factor of a login, for the account API and the
+// provider's login page alike: the limits per IP and per identifier, the
+// backoff after failures, a dummy hash for unknown identifiers, and the
+// rehash of an outdated hash. It answers the user and whether the account
+// has MFA on, or a problem (errCredentials, rate limited) to show.
+func (s *Server) checkPassword(r *http.Request, identifier, password string) (uid int64, mfa bool, err error) {
+	ident := "id:" + strings.ToLower(identifier)
+	if err := s.limit(r, "login", ident); err != nil {
+		s.metrics.logins.inc("limited")
+		return 0, false, err
+	}
+	ctx := r.Context()
+	var hash string
+	err = s.st.db.QueryRowContext(ctx,
+		"SELECT id, password_hash, mfa_enabled FROM users WHERE username = ? OR email = ?",
+		identifier, identifier).Scan(&uid, &hash, &mfa)
+	// Back off per identifier and, for a known user, per account, so that
+	// alternating username and email does not double the attempts. Unknown
+	// and known identifiers back off alike.
+	acct := acctKey(uid)
+	if d := max(s.backoff.wait(ident), s.backoff.wait(acct)); d > 0 {
+		s.metrics.logins.inc("limited")
+		return 0, false, rateLimited(retrySeconds(d))
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		s.hasher.VerifyDummy(ctx, password)
+		s.backoff.fail(ident)
+		s.metrics.logins.inc("failed")
+		return 0, false, errCredentials
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, hash, password)
+	if err != nil {
+		return 0, false, err
+	}
+	if !ok {
+		s.backoff.fail(ident)
+		s.backoff.fail(acct)
+		s.metrics.logins.inc("failed")
+		s.log.Info("login failed", "user_id", uid)
+		return 0, false, errCredentials
+	}
+	s.backoff.succeed(ident)
+	s.backoff.succeed(acct)
+	// bcrypt checks only the first 72 bytes: rehashing a longer password
+	// would store whatever suffix this caller typed.
+	if rehash && !(isBcrypt(hash) && len(password) > 72) {
+		s.upgradeHash(ctx, uid, password)
+	}
+	return uid, mfa, nil
 }
 
 // upgradeHash replaces a bcrypt hash or an argon2id hash of old parameters

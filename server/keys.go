@@ -25,6 +25,9 @@ const signingAlg = jose.ES256
 type keySet struct {
 	signer jose.Signer
 	active string
+	// private is the active key, for the OpenID provider, which signs
+	// through its own jose.Signer.
+	private jose.JSONWebKey
 	public map[string]jose.JSONWebKey
 	jwks   jose.JSONWebKeySet
 }
@@ -85,6 +88,7 @@ func loadKeys(ctx context.Context, st *store, sl *sealer, now time.Time) (*keySe
 		ks.jwks.Keys = append(ks.jwks.Keys, pub)
 		if active {
 			ks.active = kid
+			ks.private = jwk
 			ks.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: signingAlg, Key: jwk},
 				(&jose.SignerOptions{}).WithType("at+jwt"))
 			if err != nil {

@@ -278,22 +278,41 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, validationProblem(errs))
 		return
 	}
+	var sess *session
+	_, result, err := s.verifyChallenge(r, req.MFAToken, req.Code, func(ctx context.Context, tx *sql.Tx, uid int64, ua string) error {
+		var err error
+		sess, err = s.startSession(ctx, tx, uid, ua)
+		return err
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.respondSession(w, r, sess, result)
+}
+
+// verifyChallenge is the second step of a login, for the account API and the
+// provider's pages alike: it checks code against the login challenge
+// mfaToken and, when it is accepted, consumes the challenge and runs done in
+// the same transaction. Each wrong code spends one of the challenge's
+// attempts, and the last one deletes it; codes feed the MFA backoff and
+// metrics. It answers the challenge's user and the code outcome, or a
+// problem to show (limited, expired, too many codes, invalid code).
+func (s *Server) verifyChallenge(r *http.Request, mfaToken, code string,
+	done func(ctx context.Context, tx *sql.Tx, uid int64, ua string) error) (int64, string, error) {
 	ctx := r.Context()
-	hash := hashToken(req.MFAToken)
+	hash := hashToken(mfaToken)
 	// Who the challenge is for, to limit per account before any code is
 	// checked; the transaction below decides on the challenge again.
 	var uid int64
 	if err := s.st.db.QueryRowContext(ctx, "SELECT user_id FROM mfa_challenges WHERE hash = ?", hash).Scan(&uid); err != nil &&
 		!errors.Is(err, sql.ErrNoRows) {
-		s.writeError(w, r, err)
-		return
+		return 0, "", err
 	}
 	if err := s.mfaLimit(r, uid); err != nil {
-		s.writeError(w, r, err)
-		return
+		return 0, "", err
 	}
 	var (
-		sess   *session
 		result string
 		fail   error
 	)
@@ -313,7 +332,7 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 		case err != nil:
 			return err
 		}
-		if result, err = s.checkCode(ctx, tx, uid, req.Code, now, true); err != nil {
+		if result, err = s.checkCode(ctx, tx, uid, code, now, true); err != nil {
 			return err
 		}
 		if !codeAccepted(result) {
@@ -330,17 +349,11 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM mfa_challenges WHERE hash = ?", hash); err != nil {
 			return err
 		}
-		sess, err = s.startSession(ctx, tx, uid, ua)
-		return err
+		return done(ctx, tx, uid, ua)
 	})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return 0, "", err
 	}
 	s.recordCode(uid, result)
-	if fail != nil {
-		s.writeError(w, r, fail)
-		return
-	}
-	s.respondSession(w, r, sess, result)
+	return uid, result, fail
 }
