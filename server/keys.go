@@ -28,8 +28,8 @@ type keySet struct {
 	// private is the active key, for the OpenID provider, which signs
 	// through its own jose.Signer.
 	private jose.JSONWebKey
-	public map[string]jose.JSONWebKey
-	jwks   jose.JSONWebKeySet
+	public  map[string]jose.JSONWebKey
+	jwks    jose.JSONWebKeySet
 }
 
 // loadKeys reads the signing keys, creating the first one on a new database.
