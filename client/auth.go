@@ -47,11 +47,18 @@ type Tokens struct {
 	ExpiresIn        time.Duration
 	RefreshToken     string
 	RefreshExpiresIn time.Duration
+	// IDToken is the OpenID Connect ID token (a JWT), from an OpenID
+	// provider only; "" otherwise.
+	IDToken string
 }
 
 func (t Tokens) String() string {
-	return fmt.Sprintf("Tokens{AccessToken:[redacted] TokenType:%s ExpiresIn:%s RefreshToken:[redacted] RefreshExpiresIn:%s}",
-		t.TokenType, t.ExpiresIn, t.RefreshExpiresIn)
+	id := ""
+	if t.IDToken != "" {
+		id = "[redacted]"
+	}
+	return fmt.Sprintf("Tokens{AccessToken:[redacted] TokenType:%s ExpiresIn:%s RefreshToken:[redacted] RefreshExpiresIn:%s IDToken:%s}",
+		t.TokenType, t.ExpiresIn, t.RefreshExpiresIn, id)
 }
 
 // GoString redacts for %#v too.

@@ -27,6 +27,10 @@ type Env struct {
 	// Client returns an API client for a server URL; nil means client.New
 	// with default options.
 	Client func(server string) (*client.Client, error)
+	// Discover finds an OpenID provider and latch's client there; nil means
+	// client.Discover with default options. Set it with the same Options
+	// (--insecure, timeout) as Client.
+	Discover func(ctx context.Context, issuer, clientID string) (*client.Provider, error)
 }
 
 // VaultOptions says how OpenEnv picks the vault.

@@ -11,70 +11,157 @@ import (
 )
 
 // Token returns a valid access token for the named profile ("" = current),
-// refreshing through the token manager when needed.
+// refreshing through the token manager when needed — at the latch server for
+// an account profile, at the OpenID provider for an OpenID one.
 func (e *Env) Token(ctx context.Context, profile string) (string, error) {
-	p, c, err := e.account(profile)
+	p, err := e.Profile(profile)
 	if err != nil {
 		return "", err
 	}
-	return e.Tokens().AccessToken(ctx, p.Name, c)
+	r, err := e.refresher(p)
+	if err != nil {
+		return "", err
+	}
+	return e.Tokens().AccessToken(ctx, p.Name, r)
 }
 
 // RefreshNow rotates the profile's tokens at once ("refresh now" in the TUI).
 func (e *Env) RefreshNow(ctx context.Context, profile string) error {
-	p, c, err := e.account(profile)
+	p, err := e.Profile(profile)
 	if err != nil {
 		return err
 	}
-	_, err = e.Tokens().Rotate(ctx, p.Name, c, "")
+	r, err := e.refresher(p)
+	if err != nil {
+		return err
+	}
+	_, err = e.Tokens().Rotate(ctx, p.Name, r, "")
 	return err
 }
 
-// account resolves an account profile and a client for its server.
-func (e *Env) account(name string) (vault.Profile, *client.Client, error) {
-	p, err := e.Profile(name)
-	if err != nil {
-		return p, nil, err
+// refresher is what refreshes p's tokens: its latch server for an account
+// profile, its OpenID provider (discovered on first use) for an OpenID one.
+func (e *Env) refresher(p vault.Profile) (Refresher, error) {
+	if p.Kind == vault.KindOIDC {
+		return &providerRefresher{e: e, p: p}, nil
 	}
-	if p.Kind != vault.KindAccount {
-		return p, nil, fmt.Errorf("profile %q is an OpenID Connect profile, not a latch account", p.Name)
-	}
-	c, err := e.client(p.Server)
-	return p, c, err
+	return e.client(p.Server)
 }
 
-// authed runs call with a valid access token. If the server refuses the
-// token (revoked session, clock skew), it rotates once and tries again; a
-// refusal of the refresh token then means the user must log in again.
+// providerRefresher discovers an OpenID profile's provider only when a
+// refresh is due, so that handing out a valid token costs no request.
+type providerRefresher struct {
+	e    *Env
+	p    vault.Profile
+	prov *client.Provider
+}
+
+func (r *providerRefresher) provider(ctx context.Context) (*client.Provider, error) {
+	if r.prov != nil {
+		return r.prov, nil
+	}
+	if r.p.Issuer == "" || r.p.ClientID == "" {
+		return nil, fmt.Errorf("profile %q has no issuer or client id; log in again: %w", r.p.Name, ErrLoginRequired)
+	}
+	prov, err := r.e.discover(ctx, r.p.Issuer, r.p.ClientID)
+	if err != nil {
+		return nil, fmt.Errorf("find the OpenID provider of profile %q at %s: %w", r.p.Name, r.p.Issuer, err)
+	}
+	r.prov = prov
+	return prov, nil
+}
+
+// Refresh makes providerRefresher a Refresher. A provider that cannot be
+// found is an error that keeps the saved tokens, like an unreachable server.
+func (r *providerRefresher) Refresh(ctx context.Context, rt string) (*client.Tokens, error) {
+	prov, err := r.provider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return prov.Refresh(ctx, rt)
+}
+
+// serverClient is a client for p's latch server: an account profile's, or
+// an OpenID profile logged in with --server (the server accepts its
+// provider's access tokens).
+func (e *Env) serverClient(p vault.Profile) (*client.Client, error) {
+	if p.Server == "" {
+		return nil, fmt.Errorf("profile %q is signed in to the OpenID provider %s, not to a latch server; "+
+			"this needs a latch account (log in with --server)", p.Name, p.Issuer)
+	}
+	return e.client(p.Server)
+}
+
+// authed runs call with a client for the profile's latch server and a
+// valid access token. If the server refuses the token (revoked session,
+// clock skew), it rotates once and tries again; a refusal of the refresh
+// token then means the user must log in again.
 func authed[T any](ctx context.Context, e *Env, profile string, call func(c *client.Client, token string) (T, error)) (T, error) {
 	var zero T
-	p, c, err := e.account(profile)
+	p, err := e.Profile(profile)
 	if err != nil {
 		return zero, err
 	}
+	c, err := e.serverClient(p)
+	if err != nil {
+		return zero, err
+	}
+	r, err := e.refresher(p)
+	if err != nil {
+		return zero, err
+	}
+	return withToken(ctx, e, p, r, func(tok string) (T, error) { return call(c, tok) })
+}
+
+// withToken runs call with p's access token, rotating once when call's
+// error matches client.ErrUnauthorized.
+func withToken[T any](ctx context.Context, e *Env, p vault.Profile, r Refresher, call func(token string) (T, error)) (T, error) {
+	var zero T
 	tm := e.Tokens()
-	tok, err := tm.AccessToken(ctx, p.Name, c)
+	tok, err := tm.AccessToken(ctx, p.Name, r)
 	if err != nil {
 		return zero, err
 	}
-	v, err := call(c, tok)
+	v, err := call(tok)
 	if !errors.Is(err, client.ErrUnauthorized) {
 		return v, err
 	}
-	tok, rerr := tm.Rotate(ctx, p.Name, c, tok)
+	tok, rerr := tm.Rotate(ctx, p.Name, r, tok)
 	if rerr != nil {
 		return zero, rerr
 	}
-	v, err = call(c, tok)
+	v, err = call(tok)
 	if errors.Is(err, client.ErrUnauthorized) {
 		return zero, fmt.Errorf("profile %q: the server refuses fresh tokens: %w: %w", p.Name, ErrLoginRequired, err)
 	}
 	return v, err
 }
 
-// Me returns the account behind the profile.
+// Me returns the account behind the profile: the latch server's account
+// for an account profile or an OpenID profile with a server, and for an
+// OpenID profile without one what the provider's userinfo endpoint says
+// (Username from preferred_username, else email, else the subject; Email;
+// no ID — the subject is a string — nor dates).
 func (e *Env) Me(ctx context.Context, profile string) (*client.User, error) {
-	return authed(ctx, e, profile, func(c *client.Client, tok string) (*client.User, error) { return c.Me(ctx, tok) })
+	p, err := e.Profile(profile)
+	if err != nil {
+		return nil, err
+	}
+	if p.Kind != vault.KindOIDC || p.Server != "" {
+		return authed(ctx, e, p.Name, func(c *client.Client, tok string) (*client.User, error) { return c.Me(ctx, tok) })
+	}
+	r := &providerRefresher{e: e, p: p}
+	return withToken(ctx, e, p, r, func(tok string) (*client.User, error) {
+		prov, err := r.provider(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ui, err := prov.UserInfo(ctx, tok)
+		if err != nil {
+			return nil, err
+		}
+		return &client.User{Username: ui.Username(), Email: ui.Email}, nil
+	})
 }
 
 // Protected calls the server's protected demo route and returns its message.
@@ -125,6 +212,11 @@ type LogoutResult struct {
 	// Revoked counts the server sessions ended: 1, or all of the account's
 	// with Everywhere. Zero when the session had already ended.
 	Revoked int
+	// ProviderNotTold, for an OpenID profile, says why the session was
+	// forgotten on this machine without the provider revoking it (no
+	// revocation endpoint, no refresh token, or the provider refused);
+	// "" when the provider revoked it.
+	ProviderNotTold string
 }
 
 // Logout ends the profile's session on the server — every session of the
@@ -133,8 +225,12 @@ type LogoutResult struct {
 // be reached the tokens are kept and the error says so: deleting them would
 // leave a live session nobody can end. Local forgets the session on this
 // machine only, without asking the server.
+//
+// For an OpenID profile the refresh token is revoked at the provider (RFC
+// 7009) when it offers revocation; otherwise the session is only forgotten
+// here and ProviderNotTold says why. Everywhere is for latch accounts only.
 func (e *Env) Logout(ctx context.Context, profile string, everywhere, local bool) (*LogoutResult, error) {
-	p, c, err := e.account(profile)
+	p, err := e.Profile(profile)
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +238,17 @@ func (e *Env) Logout(ctx context.Context, profile string, everywhere, local bool
 	res := &LogoutResult{Profile: p}
 	if local {
 		return res, tm.Forget(ctx, p.Name)
+	}
+	if p.Kind == vault.KindOIDC {
+		if everywhere {
+			return res, fmt.Errorf("profile %q is an OpenID Connect profile: logging out everywhere works for latch accounts only; "+
+				"end other sessions at the provider", p.Name)
+		}
+		return e.logoutOIDC(ctx, p, res)
+	}
+	c, err := e.client(p.Server)
+	if err != nil {
+		return nil, err
 	}
 	if everywhere {
 		n, err := e.revokeOthers(ctx, p.Name)
@@ -162,6 +269,41 @@ func (e *Env) Logout(ctx context.Context, profile string, everywhere, local bool
 	default:
 		return res, fmt.Errorf("log out of %s: %w; the saved session was kept (run latch logout --local to forget it on this machine only)",
 			p.Server, err)
+	}
+	return res, tm.Forget(ctx, p.Name)
+}
+
+// logoutOIDC revokes the refresh token at the provider, then forgets the
+// tokens. An unreachable provider keeps them, as an unreachable server does.
+func (e *Env) logoutOIDC(ctx context.Context, p vault.Profile, res *LogoutResult) (*LogoutResult, error) {
+	tm := e.Tokens()
+	rt, err := tm.RefreshToken(ctx, p.Name)
+	if err != nil {
+		return res, err
+	}
+	keep := func(err error) (*LogoutResult, error) {
+		return res, fmt.Errorf("log out of %s: %w; the saved session was kept (run latch logout --local to forget it on this machine only)",
+			p.Issuer, err)
+	}
+	if rt == "" {
+		res.ProviderNotTold = "the provider issued no refresh token, so there is nothing to revoke; the access token stays valid until it expires"
+		return res, tm.Forget(ctx, p.Name)
+	}
+	r := &providerRefresher{e: e, p: p}
+	prov, err := r.provider(ctx)
+	if err != nil {
+		return keep(err)
+	}
+	var oe *client.OAuthError
+	switch err := prov.Revoke(ctx, rt); {
+	case err == nil:
+		res.Revoked = 1
+	case errors.Is(err, client.ErrNotSupported):
+		res.ProviderNotTold = "the provider offers no token revocation; the session ends there when its refresh token expires"
+	case errors.As(err, &oe):
+		res.ProviderNotTold = "the provider refused to revoke the token: " + err.Error()
+	default:
+		return keep(err)
 	}
 	return res, tm.Forget(ctx, p.Name)
 }

@@ -73,7 +73,14 @@ type storedTokens struct {
 	Issued     int64  `json:"iat"`
 	LoggedIn   int64  `json:"login"`
 	Rotations  int    `json:"n"`
+	// ID is an OpenID provider's ID token, kept for the inspector; "" for
+	// account profiles, and when it was larger than maxIDToken.
+	ID string `json:"id,omitempty"`
 }
+
+// maxIDToken keeps an unusually large ID token out of the vault, so that a
+// profile's entry stays a few KB; the ID token is only ever displayed.
+const maxIDToken = 8 << 10
 
 func tokensKey(profile string) string { return "profile/" + profile + "/tokens" }
 
@@ -109,8 +116,10 @@ func (s *storedTokens) usable(now time.Time) bool {
 
 // newStored builds what is saved for a token pair that arrived at now.
 func newStored(t *client.Tokens, now time.Time) (*storedTokens, error) {
-	if t == nil || t.AccessToken == "" || t.RefreshToken == "" || t.ExpiresIn <= 0 {
-		return nil, fmt.Errorf("%w: the token response lacks an access token, a refresh token or an expiry",
+	// An OpenID provider may issue no refresh token (no offline_access):
+	// the session then ends with its access token.
+	if t == nil || t.AccessToken == "" || t.ExpiresIn <= 0 {
+		return nil, fmt.Errorf("%w: the token response lacks an access token or an expiry",
 			client.ErrBadResponse)
 	}
 	s := &storedTokens{
@@ -119,6 +128,9 @@ func newStored(t *client.Tokens, now time.Time) (*storedTokens, error) {
 		Refresh:   t.RefreshToken,
 		Issued:    now.Unix(),
 		LoggedIn:  now.Unix(),
+	}
+	if len(t.IDToken) <= maxIDToken {
+		s.ID = t.IDToken
 	}
 	if t.RefreshExpiresIn > 0 {
 		s.RefreshExp = now.Add(t.RefreshExpiresIn).Unix()
@@ -245,6 +257,18 @@ func (m *TokenManager) RefreshToken(ctx context.Context, profile string) (string
 	return st.Refresh, nil
 }
 
+// IDToken returns profile's saved ID token; "" when there is none.
+func (m *TokenManager) IDToken(ctx context.Context, profile string) (string, error) {
+	if err := m.check(profile); err != nil {
+		return "", err
+	}
+	st, err := m.load(ctx, profile)
+	if err != nil {
+		return "", err
+	}
+	return st.ID, nil
+}
+
 // refresh rotates the tokens under the profile's lock. seen is what was read
 // before taking it; stale, when set, is an access token that must not be
 // handed out again even if it looks valid.
@@ -270,6 +294,10 @@ func (m *TokenManager) refresh(ctx context.Context, profile string, r Refresher,
 		return st.Access, nil // another latch refreshed while we waited
 	}
 
+	if st.Refresh == "" {
+		return "", fmt.Errorf("profile %q: the access token expired and the provider issued no refresh token: %w",
+			profile, ErrLoginRequired)
+	}
 	t, err := r.Refresh(ctx, st.Refresh)
 	if refused(err) {
 		// Someone may have saved a new session without our lock (a login
@@ -299,6 +327,12 @@ func (m *TokenManager) refresh(ctx context.Context, profile string, r Refresher,
 	}
 	next.LoggedIn = st.LoggedIn
 	next.Rotations = st.Rotations + 1
+	if next.Refresh == "" {
+		next.Refresh = st.Refresh // the provider does not rotate
+	}
+	if t.IDToken == "" {
+		next.ID = st.ID // OpenID providers need not send a new ID token on refresh
+	}
 	if err := m.store(ctx, profile, next); err != nil {
 		// The old refresh token is spent now. Within the server's grace
 		// window presenting it again returns the same successor, so an
@@ -343,7 +377,7 @@ func (m *TokenManager) load(ctx context.Context, profile string) (*storedTokens,
 	}
 	var st storedTokens
 	// The decoder's errors quote no input, so no token can leak through them.
-	if err := json.Unmarshal(raw, &st); err != nil || st.Access == "" || st.Refresh == "" {
+	if err := json.Unmarshal(raw, &st); err != nil || st.Access == "" {
 		return nil, fmt.Errorf("the saved tokens of profile %q are unreadable: %w", profile, ErrLoginRequired)
 	}
 	return &st, nil

@@ -426,7 +426,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"path in profile", func() error { return m.Save(ctx, "../x", good) }},
 		{"no tokens", func() error { return m.Save(ctx, "ada", nil) }},
-		{"no refresh token", func() error { return m.Save(ctx, "ada", &client.Tokens{AccessToken: "a", ExpiresIn: 1}) }},
+		{"no expiry", func() error { return m.Save(ctx, "ada", &client.Tokens{AccessToken: "a", RefreshToken: "r"}) }},
 		{"no vault", func() error { return (&TokenManager{Dir: "x"}).Save(ctx, "ada", good) }},
 		{"not logged in", func() error { _, err := m.AccessToken(ctx, "ada", noRefresher{t}); return err }},
 		{"unreadable entry", func() error {

@@ -52,6 +52,7 @@ func (c *counter) write(w io.Writer) {
 type metrics struct {
 	registrations, logins, refreshes, logouts, requests *counter
 	mfa, mfaChanges                                     *counter
+	oauthTokens, oauthDenied                            *counter
 }
 
 func newMetrics() *metrics {
@@ -68,6 +69,10 @@ func newMetrics() *metrics {
 			codeTOTP, codeBackup, codeInvalid, codeReplayed, mfaExpired, mfaExceeded, "limited"),
 		mfaChanges: newCounter("latch_mfa_changes_total", "Changes to accounts' second factor.", "action",
 			"setup", "enabled", "disabled", "backup_codes"),
+		oauthTokens: newCounter("latch_oauth_tokens_total", "Tokens issued by the OpenID provider, by grant.", "grant",
+			"authorization_code", "refresh_token", "device_code"),
+		oauthDenied: newCounter("latch_oauth_denied_total", "Authorizations the user denied, by flow.", "flow",
+			"browser", "device"),
 		requests: newCounter("latch_http_responses_total", "HTTP responses by status class.", "code",
 			"1xx", "2xx", "3xx", "4xx", "5xx"),
 	}
@@ -75,7 +80,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) serveHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	for _, c := range []*counter{m.registrations, m.logins, m.refreshes, m.logouts, m.mfa, m.mfaChanges, m.requests} {
+	for _, c := range []*counter{m.registrations, m.logins, m.refreshes, m.logouts, m.mfa, m.mfaChanges, m.oauthTokens, m.oauthDenied, m.requests} {
 		c.write(w)
 	}
 }

@@ -12,6 +12,8 @@ package server
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -40,6 +42,10 @@ type Config struct {
 	RateIP, RateAccount int
 	// BehindProxy takes the client IP from the last X-Forwarded-For hop.
 	BehindProxy bool
+
+	// Clients are the OpenID provider's OAuth clients besides the built-in
+	// latch-cli (see ClientConfig and LoadClients).
+	Clients []ClientConfig
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -96,6 +102,7 @@ type Server struct {
 	keys    *keySet
 	sealer  *sealer
 	codeKey []byte // keys the hashes of backup codes
+	pageKey []byte // keys the CSRF tokens of the provider's pages
 	hasher  *hasher
 	policy  policy
 	metrics *metrics
@@ -103,6 +110,7 @@ type Server struct {
 	ipLimit, acctLimit *limiter
 	backoff            *backoff
 	mux                *http.ServeMux
+	op                 *opStorage // the OpenID provider's storage and clients
 
 	// afterTokenRead, when set (tests only), runs inside rotate's
 	// transaction right after the token row was read.
@@ -136,6 +144,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	if s.pageKey, err = hkdf.Key(sha256.New, cfg.SecretKey, nil, "latch pages v1", 32); err != nil {
+		st.Close()
+		return nil, err
+	}
 	params := defaultArgon
 	if cfg.argon != nil {
 		params = *cfg.argon
@@ -148,6 +160,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.method+" "+rt.path, rt.h)
 	}
+	provider, opst, err := s.newProvider()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.op = opst
+	s.mountProvider(provider)
 	return s, nil
 }
 
@@ -200,6 +219,9 @@ func (s *Server) Handler() http.Handler {
 		h := rec.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
+		if isOIDCPath(r.URL.Path) {
+			pageHeaders(h)
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -77,6 +78,20 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 	if err := s.limit(r, "refresh", "rt:"+hex.EncodeToString(hashToken(tok)[:8])); err != nil {
 		s.metrics.refreshes.inc("limited")
 		s.writeError(w, r, err)
+		return
+	}
+	// An OAuth client's refresh token is redeemed at the token endpoint,
+	// within its client's scopes: here it would become an account-API
+	// session with every power over the account.
+	var clientID sql.NullString
+	if err := s.st.db.QueryRowContext(r.Context(), `SELECT s.client_id FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+		WHERE t.hash = ?`, hashToken(tok)).Scan(&clientID); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		s.writeError(w, r, err)
+		return
+	}
+	if clientID.Valid {
+		s.metrics.refreshes.inc(refreshInvalid)
+		s.writeError(w, r, invalidRefresh("This refresh token belongs to an OAuth client: redeem it at the token endpoint."))
 		return
 	}
 	sess, outcome, err := s.rotate(r.Context(), tok)
@@ -223,6 +238,9 @@ func (s *Server) sweep(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE revoked_at < ? OR expires_at < ?
 			OR NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.session_id = sessions.id
 			               AND t.used_at_ms IS NULL AND t.expires_at >= ?)`, dayAgo, dayAgo, dayAgo); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM oauth_requests WHERE expires_at < ?", now.Add(-time.Hour).Unix()); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, "DELETE FROM mfa_challenges WHERE expires_at < ?", now.Unix())

@@ -1,0 +1,493 @@
+package client
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// Sentinels of the OpenID Connect calls.
+var (
+	// ErrNotSupported: the provider does not advertise what the call needs
+	// (a revocation, userinfo or device authorization endpoint).
+	ErrNotSupported = errors.New("not offered by the provider")
+	// ErrInvalidIDToken: an ID token failed verification (signature,
+	// issuer, audience, expiry or nonce).
+	ErrInvalidIDToken = errors.New("ID token failed verification")
+)
+
+// DefaultAccessTTL is the lifetime assumed for an access token whose token
+// response has no expires_in and that is not a JWT with an exp claim. Five
+// minutes is short enough that a token that really lives less is refreshed
+// soon after the provider starts refusing it (callers retry once on 401),
+// and long enough not to refresh on every call.
+const DefaultAccessTTL = 5 * time.Minute
+
+// ProviderMetadata is what latch reads from a provider's discovery document.
+type ProviderMetadata struct {
+	Issuer                      string
+	AuthorizationEndpoint       string
+	TokenEndpoint               string
+	DeviceAuthorizationEndpoint string // "" when the device flow is not offered
+	RevocationEndpoint          string // "" when revocation is not offered
+	UserinfoEndpoint            string
+	JWKSURI                     string
+	ScopesSupported             []string
+	CodeChallengeMethods        []string
+	TokenEndpointAuthMethods    []string
+	// IssParameterSupported: the provider adds iss to its authorization
+	// responses (RFC 9207), so a response without it must be refused.
+	IssParameterSupported bool
+}
+
+type metadataWire struct {
+	Issuer                      string   `json:"issuer"`
+	AuthorizationEndpoint       string   `json:"authorization_endpoint"`
+	TokenEndpoint               string   `json:"token_endpoint"`
+	DeviceAuthorizationEndpoint string   `json:"device_authorization_endpoint"`
+	RevocationEndpoint          string   `json:"revocation_endpoint"`
+	UserinfoEndpoint            string   `json:"userinfo_endpoint"`
+	JWKSURI                     string   `json:"jwks_uri"`
+	ScopesSupported             []string `json:"scopes_supported"`
+	CodeChallengeMethods        []string `json:"code_challenge_methods_supported"`
+	TokenEndpointAuthMethods    []string `json:"token_endpoint_auth_methods_supported"`
+	IssParameterSupported       bool     `json:"authorization_response_iss_parameter_supported"`
+}
+
+// Provider is an OpenID Connect provider found by discovery, with latch's
+// public client (no secret) registered at it. It is safe for concurrent use.
+type Provider struct {
+	Metadata ProviderMetadata
+	ClientID string
+
+	oidc    *oidc.Provider
+	hc      *http.Client
+	host    string
+	timeout time.Duration
+}
+
+// Discover reads issuer's discovery document (issuer +
+// /.well-known/openid-configuration) and checks it: the issuer it names must
+// be issuer exactly (a mismatch is an error matching ErrBadResponse), and
+// every endpoint must obey the URL rules of New (https, or http only to
+// loopback unless opts.Insecure). opts.Timeout bounds each call to the
+// provider, discovery included.
+func Discover(ctx context.Context, issuer, clientID string, opts Options) (*Provider, error) {
+	issuer = strings.TrimSpace(issuer)
+	u, err := parseBaseURL(issuer, opts.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: %w", err)
+	}
+	if clientID == "" {
+		return nil, errors.New("an OpenID Connect login needs a client id (--client-id)")
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = defaultTimeout
+	}
+	version := opts.Version
+	if version == "" {
+		version = "dev"
+	}
+	p := &Provider{
+		ClientID: clientID,
+		host:     u.Host,
+		timeout:  timeout,
+		hc: &http.Client{
+			Transport: &guard{base: opts.Transport, userAgent: "latch/" + version},
+			Timeout:   timeout,
+			// A provider's endpoints answer directly; following a redirect
+			// could carry a token or a code to another host.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	const op = "GET /.well-known/openid-configuration"
+	callCtx, cancel := context.WithTimeoutCause(ctx, timeout, errCallTimeout)
+	defer cancel()
+	op2, err := oidc.NewProvider(expectJSON(oidc.ClientContext(callCtx, p.hc)), issuer)
+	var mismatch *oidc.IssuerMismatchError
+	switch {
+	case errors.As(err, &mismatch):
+		return nil, &ResponseError{Status: http.StatusOK, op: op, Reason: fmt.Sprintf(
+			"the provider calls itself %q, not %q; use exactly its issuer URL", clean(mismatch.Discovered, nil), issuer)}
+	case err != nil:
+		return nil, p.providerError(ctx, callCtx, op, err, nil)
+	}
+	var w metadataWire
+	if err := op2.Claims(&w); err != nil {
+		return nil, &ResponseError{Status: http.StatusOK, op: op, Reason: "the discovery document is not a JSON object"}
+	}
+	p.oidc = op2
+	p.Metadata = ProviderMetadata(w)
+	if err := p.checkEndpoints(opts.Insecure); err != nil {
+		return nil, &ResponseError{Status: http.StatusOK, op: op, Reason: err.Error()}
+	}
+	return p, nil
+}
+
+func (p *Provider) checkEndpoints(insecure bool) error {
+	m := p.Metadata
+	for _, e := range []struct {
+		name, url string
+		required  bool
+	}{
+		{"authorization_endpoint", m.AuthorizationEndpoint, false},
+		{"token_endpoint", m.TokenEndpoint, true},
+		{"jwks_uri", m.JWKSURI, true},
+		{"device_authorization_endpoint", m.DeviceAuthorizationEndpoint, false},
+		{"revocation_endpoint", m.RevocationEndpoint, false},
+		{"userinfo_endpoint", m.UserinfoEndpoint, false},
+	} {
+		if e.url == "" {
+			if e.required {
+				return fmt.Errorf("the discovery document has no %s", e.name)
+			}
+			continue
+		}
+		u, err := url.Parse(e.url)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			return fmt.Errorf("the discovery document's %s is not an http(s) URL", e.name)
+		}
+		if u.Scheme == "http" && !insecure && !isLoopback(u.Hostname()) {
+			return fmt.Errorf("%s %s uses plain http://; pass --insecure if you really mean it", e.name, u.Redacted())
+		}
+	}
+	return nil
+}
+
+// Issuer is the provider's issuer URL, as discovered.
+func (p *Provider) Issuer() string { return p.Metadata.Issuer }
+
+// SupportsScope reports whether the provider lists scope in
+// scopes_supported; a provider that lists none supports every scope.
+func (p *Provider) SupportsScope(scope string) bool {
+	return len(p.Metadata.ScopesSupported) == 0 || slices.Contains(p.Metadata.ScopesSupported, scope)
+}
+
+// OAuth2Config is an x/oauth2 configuration for this provider and client.
+// Client authentication is always in the request parameters: a public
+// client sends its id there, and leaving x/oauth2 to auto-detect would make
+// a provider that omits "none" from token_endpoint_auth_methods_supported
+// see a Basic header first.
+func (p *Provider) OAuth2Config(redirectURL string, scopes []string) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID: p.ClientID,
+		Endpoint: oauth2.Endpoint{
+			AuthURL:       p.Metadata.AuthorizationEndpoint,
+			TokenURL:      p.Metadata.TokenEndpoint,
+			DeviceAuthURL: p.Metadata.DeviceAuthorizationEndpoint,
+			AuthStyle:     oauth2.AuthStyleInParams,
+		},
+		RedirectURL: redirectURL,
+		Scopes:      scopes,
+	}
+}
+
+// call prepares a call's context: the caller's, bounded by the timeout,
+// carrying the HTTP client x/oauth2 and go-oidc are to use.
+func (p *Provider) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	callCtx, cancel := context.WithTimeoutCause(ctx, p.timeout, errCallTimeout)
+	return context.WithValue(oidc.ClientContext(callCtx, p.hc), oauth2.HTTPClient, p.hc), cancel
+}
+
+// Exchange trades an authorization code (with its PKCE verifier) for
+// tokens. The redirect URL must be the one the authorization request used.
+func (p *Provider) Exchange(ctx context.Context, redirectURL, code, verifier string) (*Tokens, error) {
+	const op = "POST token endpoint (authorization code)"
+	callCtx, cancel := p.call(ctx)
+	defer cancel()
+	tok, err := p.OAuth2Config(redirectURL, nil).Exchange(callCtx, code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		return nil, p.providerError(ctx, callCtx, op, err, nil, code, verifier)
+	}
+	return p.tokens(op, tok)
+}
+
+// DeviceAuth starts a device authorization (RFC 8628) for scopes. It
+// matches ErrNotSupported when the provider has no device endpoint.
+func (p *Provider) DeviceAuth(ctx context.Context, scopes []string) (*oauth2.DeviceAuthResponse, error) {
+	const op = "POST device authorization endpoint"
+	if p.Metadata.DeviceAuthorizationEndpoint == "" {
+		return nil, fmt.Errorf("%s: the provider has no device_authorization_endpoint: %w", p.host, ErrNotSupported)
+	}
+	callCtx, cancel := p.call(ctx)
+	defer cancel()
+	da, err := p.OAuth2Config("", scopes).DeviceAuth(callCtx)
+	if err != nil {
+		return nil, p.providerError(ctx, callCtx, op, err, nil)
+	}
+	switch {
+	case da.DeviceCode == "" || da.UserCode == "":
+		return nil, &ResponseError{Status: http.StatusOK, op: op, Reason: "the answer has no device_code or user_code"}
+	case !webURL(da.VerificationURI):
+		return nil, &ResponseError{Status: http.StatusOK, op: op, Reason: "the answer has no http(s) verification_uri"}
+	case da.VerificationURIComplete != "" && !webURL(da.VerificationURIComplete):
+		da.VerificationURIComplete = "" // unusable; the plain URI and code still work
+	}
+	return da, nil
+}
+
+func webURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil
+}
+
+// DeviceAccessToken polls the token endpoint until the user approves or
+// refuses the device authorization da, it expires, or ctx ends. It waits
+// da.Interval between polls and 5 s more after each slow_down. A refusal
+// or expiry is an *OAuthError with Code access_denied or expired_token;
+// when da's expiry passes first the error matches context.DeadlineExceeded.
+func (p *Provider) DeviceAccessToken(ctx context.Context, da *oauth2.DeviceAuthResponse, scopes []string) (*Tokens, error) {
+	const op = "POST token endpoint (device code)"
+	// Each poll is bounded by the HTTP client's timeout, not by one call
+	// timeout over the whole wait.
+	pollCtx := context.WithValue(ctx, oauth2.HTTPClient, p.hc)
+	tok, err := p.OAuth2Config("", scopes).DeviceAccessToken(pollCtx, da)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, fmt.Errorf("%s: the device code expired: %w", op, context.DeadlineExceeded)
+		}
+		return nil, p.providerError(ctx, ctx, op, err, nil, da.DeviceCode)
+	}
+	return p.tokens(op, tok)
+}
+
+// Refresh trades a refresh token for new tokens (the refresh_token grant);
+// it makes *Provider a flows.Refresher. A refusal (invalid_grant, or
+// invalid_request, which some providers answer to a replayed token) matches
+// ErrInvalidRefreshToken. When the answer has no refresh token the provider
+// does not rotate, and the one presented is returned as the new one.
+func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*Tokens, error) {
+	const op = "POST token endpoint (refresh)"
+	if refreshToken == "" {
+		return nil, fmt.Errorf("%s: no refresh token: %w", op, ErrInvalidRefreshToken)
+	}
+	callCtx, cancel := p.call(ctx)
+	defer cancel()
+	ts := p.OAuth2Config("", nil).TokenSource(callCtx, &oauth2.Token{RefreshToken: refreshToken})
+	tok, err := ts.Token()
+	if err != nil {
+		return nil, p.providerError(ctx, callCtx, op, err, refreshRefusal, refreshToken)
+	}
+	t, err := p.tokens(op, tok)
+	if err != nil {
+		return nil, err
+	}
+	if t.RefreshToken == "" {
+		t.RefreshToken = refreshToken
+	}
+	return t, nil
+}
+
+func refreshRefusal(code string) error {
+	switch code {
+	case "invalid_grant", "invalid_request":
+		return ErrInvalidRefreshToken
+	}
+	return nil
+}
+
+// tokens converts x/oauth2's token, filling a missing expires_in (see
+// DefaultAccessTTL and accessTTL).
+func (p *Provider) tokens(op string, tok *oauth2.Token) (*Tokens, error) {
+	typ := tok.TokenType
+	if typ == "" {
+		typ = "Bearer"
+	}
+	if !strings.EqualFold(typ, "Bearer") {
+		return nil, &ResponseError{Status: http.StatusOK, op: op,
+			Reason: fmt.Sprintf("the token_type is %q; latch only uses Bearer tokens", clean(typ, nil))}
+	}
+	t := &Tokens{AccessToken: tok.AccessToken, TokenType: "Bearer", RefreshToken: tok.RefreshToken}
+	if id, ok := tok.Extra("id_token").(string); ok {
+		t.IDToken = id
+	}
+	switch {
+	case tok.ExpiresIn > 0:
+		t.ExpiresIn = time.Duration(tok.ExpiresIn) * time.Second
+	case !tok.Expiry.IsZero() && time.Until(tok.Expiry) > 0:
+		t.ExpiresIn = time.Until(tok.Expiry).Round(time.Second)
+	default:
+		t.ExpiresIn = accessTTL(tok.AccessToken, time.Now())
+	}
+	if f, ok := tok.Extra("refresh_expires_in").(float64); ok && f > 0 && f < 1e9 {
+		t.RefreshExpiresIn = time.Duration(f) * time.Second
+	}
+	return t, nil
+}
+
+// accessTTL is the fallback lifetime of an access token that came without
+// expires_in: the time to its exp claim when it is a JWT carrying one in the
+// future, else DefaultAccessTTL. The token is only decoded for this hint,
+// never trusted for anything else: many providers issue opaque tokens.
+func accessTTL(access string, now time.Time) time.Duration {
+	parts := strings.Split(access, ".")
+	if len(parts) != 3 {
+		return DefaultAccessTTL
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return DefaultAccessTTL
+	}
+	var c struct {
+		Exp float64 `json:"exp"`
+	}
+	if json.Unmarshal(raw, &c) != nil || c.Exp <= 0 {
+		return DefaultAccessTTL
+	}
+	if d := time.Unix(int64(c.Exp), 0).Sub(now); d > 0 {
+		return d
+	}
+	return DefaultAccessTTL
+}
+
+// Revoke revokes a refresh token (RFC 7009, with token_type_hint). It
+// matches ErrNotSupported when the provider advertises no
+// revocation_endpoint. A token the provider no longer knows is revoked as
+// far as RFC 7009 goes: that is success too.
+func (p *Provider) Revoke(ctx context.Context, refreshToken string) error {
+	const op = "POST revocation endpoint"
+	if p.Metadata.RevocationEndpoint == "" {
+		return fmt.Errorf("%s: the provider has no revocation_endpoint: %w", p.host, ErrNotSupported)
+	}
+	form := url.Values{"token": {refreshToken}, "token_type_hint": {"refresh_token"}, "client_id": {p.ClientID}}
+	callCtx, cancel := p.call(ctx)
+	defer cancel()
+	req, err := http.NewRequestWithContext(callCtx, http.MethodPost, p.Metadata.RevocationEndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := p.hc.Do(req)
+	if err != nil {
+		return p.providerError(ctx, callCtx, op, err, nil, refreshToken)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	var w struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	body, _ := io.ReadAll(resp.Body) // already read whole, and bounded, by guard
+	_ = json.Unmarshal(body, &w)
+	if w.Error != "" && resp.StatusCode < 500 {
+		return &OAuthError{Code: clean(w.Error, []string{refreshToken}), Description: clean(w.Description, []string{refreshToken}),
+			Status: resp.StatusCode, op: op}
+	}
+	return statusError(&reply{method: "POST", path: "revocation endpoint", status: resp.StatusCode, header: resp.Header, body: body},
+		[]string{refreshToken})
+}
+
+// UserInfo is what a provider's userinfo endpoint says about the user.
+type UserInfo struct {
+	Subject           string
+	PreferredUsername string
+	Email             string
+	Name              string
+	Claims            map[string]any
+}
+
+// Username is the name latch shows for the user: preferred_username, else
+// email, else the subject.
+func (u *UserInfo) Username() string {
+	return firstNonEmpty(u.PreferredUsername, u.Email, u.Subject)
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// UserInfo calls the userinfo endpoint with an access token. A refused token
+// matches ErrUnauthorized; a provider without the endpoint ErrNotSupported.
+func (p *Provider) UserInfo(ctx context.Context, accessToken string) (*UserInfo, error) {
+	const op = "GET userinfo endpoint"
+	if p.Metadata.UserinfoEndpoint == "" {
+		return nil, fmt.Errorf("%s: the provider has no userinfo_endpoint: %w", p.host, ErrNotSupported)
+	}
+	if accessToken == "" {
+		return nil, fmt.Errorf("%s: %w: no access token; log in first", op, ErrUnauthorized)
+	}
+	callCtx, cancel := p.call(ctx)
+	defer cancel()
+	ui, err := p.oidc.UserInfo(expectJSON(callCtx, "application/json", "application/jwt"),
+		oauth2.StaticTokenSource(&oauth2.Token{AccessToken: accessToken}))
+	if err != nil {
+		return nil, p.providerError(ctx, callCtx, op, err, nil, accessToken)
+	}
+	var claims map[string]any
+	if err := ui.Claims(&claims); err != nil {
+		return nil, &ResponseError{Status: http.StatusOK, op: op, Reason: "the answer is not a JSON object"}
+	}
+	u := &UserInfo{Subject: ui.Subject, Email: ui.Email, Claims: claims}
+	u.PreferredUsername, _ = claims["preferred_username"].(string)
+	u.Name, _ = claims["name"].(string)
+	if u.Subject == "" {
+		return nil, &ResponseError{Status: http.StatusOK, op: op, Reason: "the answer has no sub"}
+	}
+	return u, nil
+}
+
+// IDToken is a verified ID token's content.
+type IDToken struct {
+	Subject           string
+	PreferredUsername string
+	Email             string
+	Name              string
+	Expiry            time.Time
+	Claims            map[string]any
+}
+
+// Username is preferred_username, else email, else the subject.
+func (t *IDToken) Username() string { return firstNonEmpty(t.PreferredUsername, t.Email, t.Subject) }
+
+// VerifyIDToken checks an ID token with go-oidc — signature against the
+// provider's keys, iss, aud (this client), exp — and, when nonce is not
+// empty, that its nonce claim equals nonce. Failures match
+// ErrInvalidIDToken; an unreachable key set matches ErrUnreachable.
+func (p *Provider) VerifyIDToken(ctx context.Context, raw, nonce string) (*IDToken, error) {
+	const op = "verify ID token"
+	if raw == "" {
+		return nil, fmt.Errorf("%s: the token response has no id_token: %w", op, ErrInvalidIDToken)
+	}
+	callCtx, cancel := p.call(ctx)
+	defer cancel()
+	v := p.oidc.VerifierContext(callCtx, &oidc.Config{ClientID: p.ClientID})
+	tok, err := v.Verify(callCtx, raw)
+	if err != nil {
+		var te *transportError
+		if errors.As(err, &te) || errors.Is(err, ErrBadResponse) || ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: fetching the provider's keys: %w", op, p.providerError(ctx, callCtx, op, err, nil, raw))
+		}
+		return nil, fmt.Errorf("%s: %s: %w", op, clean(err.Error(), []string{raw}), ErrInvalidIDToken)
+	}
+	if nonce != "" && tok.Nonce != nonce {
+		return nil, fmt.Errorf("%s: its nonce is not the one this login sent (a replayed or substituted token): %w", op, ErrInvalidIDToken)
+	}
+	var claims map[string]any
+	if err := tok.Claims(&claims); err != nil {
+		return nil, fmt.Errorf("%s: its claims are not a JSON object: %w", op, ErrInvalidIDToken)
+	}
+	t := &IDToken{Subject: tok.Subject, Expiry: tok.Expiry, Claims: claims}
+	t.PreferredUsername, _ = claims["preferred_username"].(string)
+	t.Email, _ = claims["email"].(string)
+	t.Name, _ = claims["name"].(string)
+	return t, nil
+}

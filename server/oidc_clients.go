@@ -1,0 +1,239 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"gopkg.in/yaml.v3"
+)
+
+// CLIClientID is the built-in public client of the latch command line.
+const CLIClientID = "latch-cli"
+
+// ClientConfig is an OAuth client of the OpenID provider, as listed in the
+// file given to `latch serve --clients` (YAML, or JSON, which YAML reads):
+//
+//	clients:
+//	  - id: grafana
+//	    name: Grafana                  # shown on the consent page
+//	    secret_sha256: 9f86d0…         # hex SHA-256 of the secret; omit for a public client
+//	    redirect_uris: [https://grafana.example.com/login/generic_oauth]
+//	    grant_types: [authorization_code, refresh_token]   # the default; also device_code
+//	    scopes: [openid, profile, email, offline_access]   # the default
+//	    account_api: false             # true: its access tokens also work on /auth/*
+//
+// A secret must be high-entropy and generated, never chosen by a person
+// (e.g. `openssl rand -base64 32`); only its SHA-256 is kept. A fast hash is
+// enough for 256 random bits, as for refresh tokens: there is no dictionary
+// to search, and a slow hash would cost a password hash on every token
+// request. Public clients must use PKCE (S256). A redirect URI on
+// http://127.0.0.1 or http://[::1] matches on any port (RFC 8252 §7.3).
+type ClientConfig struct {
+	ID           string   `yaml:"id" json:"id"`
+	Name         string   `yaml:"name" json:"name"`
+	SecretSHA256 string   `yaml:"secret_sha256" json:"secret_sha256"`
+	RedirectURIs []string `yaml:"redirect_uris" json:"redirect_uris"`
+	GrantTypes   []string `yaml:"grant_types" json:"grant_types"`
+	Scopes       []string `yaml:"scopes" json:"scopes"`
+	// AccountAPI makes the client first-party: its access tokens carry the
+	// issuer as audience and are accepted by the account API, which can
+	// change the password and second factor. Consent is not asked.
+	AccountAPI bool `yaml:"account_api" json:"account_api"`
+}
+
+// LoadClients reads a clients file (see ClientConfig).
+func LoadClients(path string) ([]ClientConfig, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read clients file: %w", err)
+	}
+	var doc struct {
+		Clients []ClientConfig `yaml:"clients"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("clients file %s: %w", path, err)
+	}
+	for _, c := range doc.Clients {
+		if _, err := newClient(c); err != nil {
+			return nil, fmt.Errorf("clients file %s: %w", path, err)
+		}
+	}
+	return doc.Clients, nil
+}
+
+var defaultScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess}
+
+// client is a registered client as op sees it.
+type client struct {
+	id, name   string
+	secretHash []byte // nil: public
+	redirects  []string
+	grants     []oidc.GrantType
+	scopes     []string
+	accountAPI bool
+	consent    bool
+	loginURL   func(id string) string
+}
+
+// cliClient is the built-in latch-cli: public, loopback redirects on any
+// port, every grant, first-party.
+func cliClient() *client {
+	return &client{
+		id: CLIClientID, name: "latch (command line)",
+		redirects:  []string{"http://127.0.0.1/callback", "http://[::1]/callback"},
+		grants:     []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeDeviceCode},
+		scopes:     defaultScopes,
+		accountAPI: true,
+	}
+}
+
+// newClient checks a configured client and converts it.
+func newClient(c ClientConfig) (*client, error) {
+	if c.ID == "" {
+		return nil, errors.New("a client has no id")
+	}
+	if c.ID == CLIClientID {
+		return nil, fmt.Errorf("client id %q is built in", c.ID)
+	}
+	cl := &client{id: c.ID, name: c.Name, scopes: c.Scopes, accountAPI: c.AccountAPI, consent: !c.AccountAPI}
+	if cl.name == "" {
+		cl.name = c.ID
+	}
+	if len(cl.scopes) == 0 {
+		cl.scopes = defaultScopes
+	}
+	if c.SecretSHA256 != "" {
+		h, err := hex.DecodeString(c.SecretSHA256)
+		if err != nil || len(h) != sha256.Size {
+			return nil, fmt.Errorf("client %s: secret_sha256 must be 64 hex digits (the SHA-256 of the secret)", c.ID)
+		}
+		cl.secretHash = h
+	}
+	grants := c.GrantTypes
+	if len(grants) == 0 {
+		grants = []string{"authorization_code", "refresh_token"}
+	}
+	for _, g := range grants {
+		switch oidc.GrantType(g) {
+		case oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeDeviceCode:
+			cl.grants = append(cl.grants, oidc.GrantType(g))
+		case "device_code":
+			cl.grants = append(cl.grants, oidc.GrantTypeDeviceCode)
+		default:
+			return nil, fmt.Errorf("client %s: grant type %q is not supported (authorization_code, refresh_token, device_code)", c.ID, g)
+		}
+	}
+	if slices.Contains(cl.grants, oidc.GrantTypeCode) && len(c.RedirectURIs) == 0 {
+		return nil, fmt.Errorf("client %s: the authorization_code grant needs redirect_uris", c.ID)
+	}
+	for _, u := range c.RedirectURIs {
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || p.Fragment != "" || p.User != nil {
+			return nil, fmt.Errorf("client %s: redirect URI %q must be an absolute http(s) URL without fragment", c.ID, u)
+		}
+		if p.Scheme == "http" && !loopbackIP(p.Hostname()) {
+			return nil, fmt.Errorf("client %s: redirect URI %q: plain http only on 127.0.0.1 or [::1]", c.ID, u)
+		}
+	}
+	cl.redirects = c.RedirectURIs
+	return cl, nil
+}
+
+func loopbackIP(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// redirectAllowed reports whether uri is one of c's redirect URIs. A
+// registered http URI on a loopback IP literal matches on any port (RFC 8252
+// §7.3), with the same host and path; everything else matches exactly.
+func (c *client) redirectAllowed(uri string) bool {
+	if slices.Contains(c.redirects, uri) {
+		return true
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return false
+	}
+	if port := u.Port(); port != "" && strings.Trim(port, "0123456789") != "" {
+		return false
+	}
+	for _, reg := range c.redirects {
+		r, err := url.Parse(reg)
+		if err != nil || r.Scheme != "http" || !loopbackIP(r.Hostname()) {
+			continue
+		}
+		if u.Hostname() == r.Hostname() && u.Path == r.Path && u.RawQuery == r.RawQuery {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *client) public() bool { return c.secretHash == nil }
+
+// checkSecret compares a presented secret with the stored hash in constant time.
+func (c *client) checkSecret(secret string) bool {
+	if c.secretHash == nil || secret == "" {
+		return false
+	}
+	h := sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(h[:], c.secretHash) == 1
+}
+
+// op.Client
+
+func (c *client) GetID() string                    { return c.id }
+func (c *client) RedirectURIs() []string           { return c.redirects }
+func (c *client) PostLogoutRedirectURIs() []string { return nil }
+func (c *client) LoginURL(id string) string        { return c.loginURL(id) }
+func (c *client) AccessTokenType() op.AccessTokenType {
+	return op.AccessTokenTypeJWT
+}
+func (c *client) IDTokenLifetime() time.Duration { return time.Hour }
+func (c *client) DevMode() bool                  { return false }
+func (c *client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
+func (c *client) GrantTypes() []oidc.GrantType { return c.grants }
+func (c *client) IsScopeAllowed(scope string) bool {
+	return slices.Contains(c.scopes, scope)
+}
+func (c *client) IDTokenUserinfoClaimsAssertion() bool { return false }
+func (c *client) ClockSkew() time.Duration             { return 0 }
+func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+
+// ApplicationType: public clients are native apps, so that op too accepts
+// their loopback redirects on any port; our own check (redirectAllowed)
+// also pins the host, which op's does not.
+func (c *client) ApplicationType() op.ApplicationType {
+	if c.public() {
+		return op.ApplicationTypeNative
+	}
+	return op.ApplicationTypeWeb
+}
+
+func (c *client) AuthMethod() oidc.AuthMethod {
+	if c.public() {
+		return oidc.AuthMethodNone
+	}
+	return oidc.AuthMethodBasic
+}
