@@ -275,3 +275,5 @@ func oauthErr(err error) string {
 	}
 	return ""
 }
+
+type htmlNode = html.Node

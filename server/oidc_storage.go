@@ -209,44 +209,33 @@ func (st *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 	})
 }
 
-// AuthRequestByCode redeems a code, once. A code presented again ends the
-// session its first redemption opened (RFC 6749 §4.1.2): one of the two
-// presenters is not the client.
+// AuthRequestByCode finds the request of a code. The code is spent when
+// tokens are issued for it (openGrant), not here: op calls this before it
+// authenticates the client, and a failed attempt must not burn the code.
+// A code presented after it was spent ends the session its redemption
+// opened (RFC 6749 §4.1.2): one of the two presenters is not the client.
 func (st *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	var a *authRequest
-	var fail error
-	err := st.s.st.tx(ctx, func(tx *sql.Tx) error {
-		now := st.s.now()
-		var used, exp sql.NullInt64
-		var err error
-		a, err = st.scanRequest(tx.QueryRowContext(ctx, "SELECT "+requestColumns+
-			", code_used_at, code_expires_at FROM oauth_requests WHERE code_hash = ?", hashToken(code)), &used, &exp)
-		switch {
-		case errors.Is(err, errNotFound):
-			fail = errors.New("unknown code")
-			return nil
-		case err != nil:
-			return err
-		case used.Valid:
-			fail = errors.New("code used twice")
-			if a.sessionID.Valid {
-				_, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = 'reuse'
-					WHERE id = ? AND revoked_at IS NULL`, now.Unix(), a.sessionID.String)
-				return err
-			}
-			return nil
-		case !exp.Valid || now.Unix() >= exp.Int64:
-			fail = errors.New("code expired")
-			return nil
-		}
-		_, err = tx.ExecContext(ctx, "UPDATE oauth_requests SET code_used_at = ? WHERE id = ?", now.Unix(), a.id)
-		return err
-	})
-	if err == nil {
-		err = fail
-	}
-	if err != nil {
+	var used, exp sql.NullInt64
+	a, err := st.scanRequest(st.s.st.db.QueryRowContext(ctx, "SELECT "+requestColumns+
+		", code_used_at, code_expires_at FROM oauth_requests WHERE code_hash = ?", hashToken(code)), &used, &exp)
+	switch {
+	case err != nil:
 		return nil, err
+	case used.Valid:
+		if a.sessionID.Valid {
+			err := st.s.st.tx(ctx, func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = 'reuse'
+					WHERE id = ? AND revoked_at IS NULL`, st.s.now().Unix(), a.sessionID.String)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			st.s.log.Warn("authorization code reused: session revoked", "client_id", a.clientID, "session", a.sessionID.String)
+		}
+		return nil, errors.New("code already used")
+	case !exp.Valid || st.s.now().Unix() >= exp.Int64:
+		return nil, errors.New("code expired")
 	}
 	return a, nil
 }

@@ -100,10 +100,20 @@ func (st *opStorage) openGrant(ctx context.Context, g *grant, withRefresh bool) 
 			}
 			sess.Refresh = ""
 		}
-		if g.rowID != "" {
-			_, err = tx.ExecContext(ctx, "UPDATE oauth_requests SET session_id = ? WHERE id = ?", sess.ID, g.rowID)
+		if g.rowID == "" {
+			return nil
 		}
-		return err
+		// Spend the authorization code (or note the device grant's
+		// session): of two redemptions of one code, one wins.
+		res, err := tx.ExecContext(ctx, `UPDATE oauth_requests SET session_id = ?,
+			code_used_at = CASE WHEN kind = 'code' THEN ? END WHERE id = ? AND code_used_at IS NULL`, sess.ID, s.now().Unix(), g.rowID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return oidc.ErrInvalidGrant().WithDescription("The code was already used.")
+		}
+		return nil
 	})
 	return sess, err
 }
