@@ -20,6 +20,7 @@ import (
 
 type serveOptions struct {
 	Addr, DB, SecretKeyFile, Issuer string
+	ClientsFile                     string
 	Dev, InsecureHTTP, BehindProxy  bool
 	TLSCert, TLSKey                 string
 	AccessTTL, RefreshTTL           time.Duration
@@ -35,15 +36,36 @@ func newServeCmd(runF func(context.Context, *serveOptions) error) *cobra.Command
 	o := &serveOptions{}
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the latch auth backend (account API)",
+		Short: "Run the latch auth backend (account API and OpenID provider)",
 		Long: `Run the compatible auth backend: register, login by username or email,
 refresh with rotation and reuse detection, logout and sessions, over SQLite.
+
+It is also an OAuth 2.0 / OpenID Connect provider for the same accounts, at
+the issuer URL: discovery at /.well-known/openid-configuration, /authorize,
+/oauth/token, /device_authorization (the user goes to /device), /revoke,
+/userinfo, /oauth/introspect, /end_session and /keys. The client latch-cli is
+built in (public, PKCE, loopback redirects on any port, device grant). More
+clients come from --clients FILE, in YAML (or JSON):
+
+  clients:
+    - id: grafana
+      name: Grafana                 # shown on the consent page
+      secret_sha256: 9f86d081…      # hex SHA-256 of the secret; omit for a public client
+      redirect_uris: [https://grafana.example.com/login/generic_oauth]
+      grant_types: [authorization_code, refresh_token]   # default; also device_code
+      scopes: [openid, profile, email, offline_access]   # default
+      account_api: false            # true: first-party, no consent, tokens work on /auth/*
+
+Make a secret with 'openssl rand -base64 32' and store its hash
+('printf %s "$SECRET" | sha256sum'): the file never holds the secret.
+Public clients must use PKCE with S256.
 
 Binding an address other than loopback needs TLS (--tls-cert/--tls-key), or
 --insecure-http when a TLS-terminating proxy stands in front.`,
 		Example: `  latch serve --dev
   latch serve --addr 127.0.0.1:8080 --db ./latch.db
-  latch serve --addr :443 --tls-cert cert.pem --tls-key key.pem --issuer https://auth.example.com`,
+  latch serve --addr :443 --tls-cert cert.pem --tls-key key.pem --issuer https://auth.example.com
+  latch serve --addr :443 --tls-cert cert.pem --tls-key key.pem --clients clients.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -57,6 +79,7 @@ Binding an address other than loopback needs TLS (--tls-cert/--tls-key), or
 	f.StringVar(&o.DB, "db", "", "SQLite database file (default in the user's data directory)")
 	f.StringVar(&o.SecretKeyFile, "secret-key-file", "", "file holding the server key that seals secrets at rest, created 0600 if missing (default beside the database)")
 	f.StringVar(&o.Issuer, "issuer", "", "public URL of this server, used as token issuer (default from --addr)")
+	f.StringVar(&o.ClientsFile, "clients", "", "YAML or JSON file of OAuth clients of the OpenID provider, besides the built-in latch-cli (format above)")
 	f.BoolVar(&o.Dev, "dev", false, "development mode: in-memory database, loopback only")
 	f.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate file (PEM)")
 	f.StringVar(&o.TLSKey, "tls-key", "", "TLS private key file (PEM)")
@@ -112,6 +135,11 @@ func serveRun(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	}
 	if o.ReuseGrace == 0 {
 		cfg.ReuseGrace = -1 // the config's "never"; its zero means the default
+	}
+	if o.ClientsFile != "" {
+		if cfg.Clients, err = server.LoadClients(o.ClientsFile); err != nil {
+			return err
+		}
 	}
 	if o.Dev {
 		cfg.DBPath = server.MemoryDB

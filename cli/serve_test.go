@@ -181,3 +181,39 @@ func TestServeTLS(t *testing.T) {
 		}
 	}
 }
+
+// TestServeClientsFile starts `latch serve --clients FILE` and checks the
+// OpenID provider is up with the file's client; a bad file stops serve.
+func TestServeClientsFile(t *testing.T) {
+	t.Setenv("LATCH_HOME", t.TempDir())
+	path := filepath.Join(t.TempDir(), "clients.yaml")
+	os.WriteFile(path, []byte("clients:\n  - id: notes\n    redirect_uris: [\"http://127.0.0.1/cb\"]\n"), 0o600)
+	addr, stop := startServe(t, io.Discard, "--dev", "--addr", "127.0.0.1:0", "--clients", path)
+	defer stop()
+	res, err := http.Get("http://" + addr + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	json.NewDecoder(res.Body).Decode(&doc)
+	res.Body.Close()
+	if doc["issuer"] != "http://"+addr || doc["authorization_response_iss_parameter_supported"] != true {
+		t.Fatalf("discovery: %v", doc)
+	}
+	// The file's client is known: /authorize shows the login page for it.
+	res, err = http.Get("http://" + addr + "/authorize?client_id=notes&response_type=code&scope=openid" +
+		"&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&code_challenge_method=S256&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Request.URL.Path != "/login" {
+		t.Fatalf("authorize for the file's client: %d %s", res.StatusCode, res.Request.URL)
+	}
+
+	os.WriteFile(path, []byte("clients:\n  - id: latch-cli\n"), 0o600)
+	o := parseServe(t, "--dev", "--addr", "127.0.0.1:0", "--clients", path)
+	if err := serveRun(t.Context(), o, io.Discard); err == nil || !strings.Contains(err.Error(), "built in") {
+		t.Fatalf("bad clients file: %v", err)
+	}
+}

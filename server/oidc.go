@@ -30,8 +30,12 @@ var oidcPaths = []string{
 	"/userinfo", "/revoke", "/end_session", "/keys", "/device_authorization",
 }
 
-// devicePath is the device verification page (verification_uri).
-const devicePath = "/device"
+// devicePath is the device verification page (verification_uri), and
+// loggedOutPath where end_session lands without a client's redirect.
+const (
+	devicePath    = "/device"
+	loggedOutPath = "/logged-out"
+)
 
 // newProvider builds the provider over s's database and keys.
 func (s *Server) newProvider() (*op.Provider, *opStorage, error) {
@@ -56,10 +60,11 @@ func (s *Server) newProvider() (*op.Provider, *opStorage, error) {
 		return nil, nil, err
 	}
 	cfg := &op.Config{
-		CodeMethodS256:        true,
-		AuthMethodPost:        true,
-		GrantTypeRefreshToken: true,
-		SupportedScopes:       defaultScopes,
+		DefaultLogoutRedirectURI: s.cfg.Issuer + loggedOutPath,
+		CodeMethodS256:           true,
+		AuthMethodPost:           true,
+		GrantTypeRefreshToken:    true,
+		SupportedScopes:          defaultScopes,
 		DeviceAuthorization: op.DeviceAuthorizationConfig{
 			Lifetime:     deviceCodeTTL,
 			PollInterval: devicePoll,
@@ -113,12 +118,16 @@ func (s *Server) mountProvider(p *op.Provider) {
 	s.mux.HandleFunc("POST /consent", s.handleConsentPost)
 	s.mux.HandleFunc("GET "+devicePath, s.handleDevicePage)
 	s.mux.HandleFunc("POST "+devicePath, s.handleDevicePost)
+	s.mux.HandleFunc("GET "+loggedOutPath, func(w http.ResponseWriter, r *http.Request) {
+		s.render(w, r, http.StatusOK, "result", pageData{Title: "Signed out", Message: "You can close this page."})
+	})
 }
 
 // isOIDCPath reports whether a request is for the provider or its pages:
 // those answers get the pages' security headers.
 func isOIDCPath(path string) bool {
-	return slices.Contains(oidcPaths, path) || path == "/login" || path == "/login/code" || path == "/consent" || path == devicePath
+	return slices.Contains(oidcPaths, path) || path == "/login" || path == "/login/code" || path == "/consent" ||
+		path == devicePath || path == loggedOutPath
 }
 
 // authorize checks what op does not before handing the request to it:

@@ -1,13 +1,17 @@
 // Package server is the compatible auth backend behind `latch serve`: the
 // account API (register, login, refresh with rotation and reuse detection,
 // logout, sessions, TOTP two-factor) over SQLite, with rate limits and
-// metrics.
+// metrics, and an OAuth 2.0 / OpenID Connect provider for the same accounts
+// (zitadel/oidc's op at its default paths, with the built-in latch-cli and
+// clients from a file; server-rendered login, second-factor, consent and
+// device pages). Every OAuth grant is a session of the account API.
 //
 // It owns its database and its signing keys. It must never write a password,
-// a token, a second-factor code or secret, or a key to a log, and never store
-// a refresh token or a backup code in a form that can be used (only hashes,
-// and the grace-window successor sealed with the server key); TOTP secrets
-// are stored sealed with the server key.
+// a token, an authorization or device code, a second-factor code or secret,
+// a client secret, or a key to a log, and never store a refresh token, an
+// authorization or device code, a client secret or a backup code in a form
+// that can be used (only hashes, and the grace-window successor sealed with
+// the server key); TOTP secrets are stored sealed with the server key.
 package server
 
 import (
