@@ -199,7 +199,8 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	a, err := s.formRequest(ctx, r)
-	if err != nil {
+	// Once a browser has passed the password step, the request is its own.
+	if err != nil || (a.browser != nil && !hmac.Equal(a.browser, browser)) {
 		s.pageError(w, http.StatusBadRequest, expiredMsg)
 		return
 	}

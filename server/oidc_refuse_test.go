@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -135,5 +136,29 @@ func TestOIDCCallbackOtherBrowser(t *testing.T) {
 	}
 	if p := e.newBrowser().get(attr(cont, "href")); p.redirect != nil || p.status != http.StatusForbidden {
 		t.Fatalf("another browser collected the answer: %d %v", p.status, p.redirect)
+	}
+}
+
+func TestOIDCRequestBoundToBrowser(t *testing.T) {
+	e := newOPEnv(t, withClients(t))
+	e.register("alice", "alice@example.com")
+	e.register("eve", "eve@example.com")
+	a := newAuthorization(e.oauthConfig("notes", "", "http://127.0.0.1:7777/cb"))
+	b := e.newBrowser()
+	login := b.get(a.url())
+	consent := b.login(login, "alice")
+	// Another browser that learnt the request id cannot log in to it…
+	other := e.newBrowser()
+	otherLogin := other.get(e.srv.cfg.Issuer + "/login?authRequestID=" + url.QueryEscape(attr(field(login, "request"), "value")))
+	if p := other.login(otherLogin, "eve"); p.status != http.StatusBadRequest || field(p, "decision") != nil {
+		t.Fatalf("another browser logged in to a bound request: %d %s", p.status, p.text())
+	}
+	// …nor answer its consent, even with a CSRF token of its own.
+	if p := other.submit(consent, map[string]string{"csrf": attr(field(otherLogin, "csrf"), "value")}, "decision", "approve"); p.status != http.StatusBadRequest {
+		t.Fatalf("consent from another browser: %d", p.status)
+	}
+	// The first browser still can.
+	if q := e.callback(t, a, b.next(b.submit(consent, nil, "decision", "approve"))); q.Get("code") == "" {
+		t.Fatalf("no code: %v", q)
 	}
 }
