@@ -163,6 +163,8 @@ func (s *Server) authorize(p *op.Provider) http.Handler {
 			fail("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256.")
 		case challenge != "" && method != string(oidc.CodeChallengeMethodS256):
 			fail("invalid_request", "code_challenge_method must be S256.")
+		case len(c.allowedScopes(strings.Fields(q.Get("scope")))) == 0:
+			fail("invalid_scope", "Ask for at least one scope this client may have, e.g. openid.")
 		case slices.Contains(strings.Fields(q.Get("prompt")), oidc.PromptNone):
 			fail("login_required", "This server has no browser session: the user must log in.")
 		default:

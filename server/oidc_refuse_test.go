@@ -23,6 +23,10 @@ func TestOIDCAuthorizeRefusals(t *testing.T) {
 		{"PKCE without method", a.cfg.AuthCodeURL(a.state, oauth2.SetAuthURLParam("code_challenge", a.verifier)), "invalid_request"},
 		{"implicit", a.url(oauth2.SetAuthURLParam("response_type", "token")), "unsupported_response_type"},
 		{"prompt none", a.url(oauth2.SetAuthURLParam("prompt", "none")), "login_required"},
+		{"no scope", a.url(oauth2.SetAuthURLParam("scope", "")), "invalid_scope"},
+		{"unknown scope", a.url(oauth2.SetAuthURLParam("scope", "admin")), "invalid_scope"},
+		// Refused by op, behind our checks: the redirect still has iss.
+		{"bad id_token_hint", a.url(oauth2.SetAuthURLParam("id_token_hint", "not.a.token")), "login_required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := e.newBrowser().get(tc.url)
@@ -160,5 +164,23 @@ func TestOIDCRequestBoundToBrowser(t *testing.T) {
 	// The first browser still can.
 	if q := e.callback(t, a, b.next(b.submit(consent, nil, "decision", "approve"))); q.Get("code") == "" {
 		t.Fatalf("no code: %v", q)
+	}
+}
+
+func TestOIDCLoginPageRateLimited(t *testing.T) {
+	e := newOPEnv(t, func(c *Config) { c.RateAccount = 2 }) // a burst of one per identifier
+	e.register("alice", "alice@example.com")
+	a := newAuthorization(e.cliConfig("127.0.0.1:5555"))
+	b := e.newBrowser()
+	p := b.submit(b.get(a.url()), map[string]string{"username": "alice", "password": "wrong password"})
+	if p.status != http.StatusUnauthorized {
+		t.Fatalf("first attempt: %d", p.status)
+	}
+	p = b.login(p, "alice")
+	if p.status != http.StatusTooManyRequests || !strings.Contains(p.text(), "Too many attempts") || field(p, "password") == nil {
+		t.Fatalf("second attempt: want the form with a rate-limit error, got %d %s", p.status, p.text())
+	}
+	if n := e.srv.metrics.logins.get("limited"); n != 1 {
+		t.Errorf("latch_logins_total{result=limited} = %d", n)
 	}
 }
