@@ -67,17 +67,22 @@ func newE2E(t *testing.T, accessTTL time.Duration) *e2e {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
+	// The listener comes first: the server's issuer is its own URL, which
+	// OpenID discovery insists on.
+	hs := httptest.NewUnstartedServer(nil)
 	srv, err := server.New(ctx, server.Config{
 		DBPath:    server.MemoryDB,
-		Issuer:    "http://latch.test",
+		Issuer:    "http://" + hs.Listener.Addr().String(),
 		SecretKey: bytes.Repeat([]byte{9}, 32),
 		AccessTTL: accessTTL,
 		RateIP:    -1, RateAccount: -1,
 	})
 	if err != nil {
+		hs.Close()
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs.Config.Handler = srv.Handler()
+	hs.Start()
 	t.Cleanup(func() { hs.Close(); srv.Close() })
 	cl, err := client.New(hs.URL, client.Options{})
 	if err != nil {

@@ -97,6 +97,9 @@ func (g *globals) openEnv(ctx context.Context) (*flows.Env, error) {
 	e.Client = func(server string) (*client.Client, error) {
 		return client.New(server, client.Options{Insecure: g.insecure, Version: Version, Timeout: g.timeout})
 	}
+	e.Discover = func(ctx context.Context, issuer, clientID string) (*client.Provider, error) {
+		return client.Discover(ctx, issuer, clientID, client.Options{Insecure: g.insecure, Version: Version, Timeout: g.timeout})
+	}
 	g.env = e
 	return e, nil
 }

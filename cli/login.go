@@ -18,6 +18,7 @@ type loginOptions struct {
 	PasswordStdin bool
 	Code          string
 	UseBackupCode bool
+	OAuth         oauthOptions
 }
 
 func newLoginCmd(g *globals, runF func(context.Context, *loginOptions) error) *cobra.Command {
@@ -25,16 +26,27 @@ func newLoginCmd(g *globals, runF func(context.Context, *loginOptions) error) *c
 	cmd := &cobra.Command{
 		Use:   "login",
 		Short: "Log in to a latch server and keep the session in the vault",
-		Long: `Log in with a username (or email) and password. The refresh token goes to
-the vault (the system keyring, or the encrypted file vault), and the profile
-becomes the current one.
+		Long: `Log in with a username (or email) and password, or through OAuth 2.0 /
+OpenID Connect in a browser. The refresh token goes to the vault (the system
+keyring, or the encrypted file vault), and the profile becomes the current one.
+
+OAuth: --issuer URL --client-id ID logs in at any OpenID provider; --server URL
+with --browser or --device logs in at a latch server's own provider. --browser
+opens a browser on this machine (authorization code + PKCE, redirect to
+127.0.0.1); --device shows a code to enter on any other device (RFC 8628). With
+neither, latch picks device over SSH or without a display, else browser. The
+URL (and a QR code on a terminal) is always printed; LATCH_BROWSER names the
+program that opens it, or "none".
 
 Without --server, latch logs in again to the profile's server and user.
 The password is read from a masked prompt, or from stdin with
 --password-stdin; it is never a flag value.`,
 		Example: `  latch login --server https://auth.example.com --username alice
   printf '%s\n' "$PASSWORD" | latch login --server http://127.0.0.1:8080 -u alice --password-stdin
-  latch login --profile work          # log in again to a known profile`,
+  latch login --profile work          # log in again to a known profile
+  latch login --server http://127.0.0.1:8080 --browser
+  latch login --server https://auth.example.com --device
+  latch login --issuer https://accounts.example.com --client-id my-cli --scopes "openid offline_access"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -50,6 +62,15 @@ The password is read from a masked prompt, or from stdin with
 	f.StringVar(&o.Code, "code", "", "the second factor: a code from the authenticator app, or a backup code")
 	f.BoolVar(&o.UseBackupCode, "use-backup-code", false, "answer the second factor with the next unused backup code saved in the vault")
 	cmd.MarkFlagsMutuallyExclusive("code", "use-backup-code")
+	f.StringVar(&o.OAuth.Issuer, "issuer", "", "log in through an OpenID Connect provider: its issuer URL")
+	f.StringVar(&o.OAuth.ClientID, "client-id", "", "latch's client id at --issuer (default for a latch --server: latch-cli)")
+	f.StringVar(&o.OAuth.Scopes, "scopes", "", `OAuth scopes, space-separated (default "openid offline_access profile email")`)
+	f.BoolVar(&o.OAuth.Browser, "browser", false, "OAuth login in a browser on this machine (authorization code + PKCE)")
+	f.BoolVar(&o.OAuth.Device, "device", false, "OAuth login on another device: show a code to enter there (device grant)")
+	f.BoolVar(&o.OAuth.NoBrowser, "no-browser", false, "with --browser: print the URL, do not open a browser (also LATCH_BROWSER=none)")
+	f.DurationVar(&o.OAuth.Wait, "wait", flows.DefaultBrowserTimeout, "how long an OAuth login waits for the browser or the device approval")
+	cmd.MarkFlagsMutuallyExclusive("browser", "device")
+	cmd.MarkFlagsMutuallyExclusive("issuer", "server")
 	return cmd
 }
 
@@ -58,6 +79,9 @@ func loginRun(ctx context.Context, o *loginOptions) error {
 	e, err := g.openEnv(ctx)
 	if err != nil {
 		return err
+	}
+	if o.wantsOAuth(e) {
+		return oauthRun(ctx, o, e)
 	}
 	req := e.LoginDefaults(flows.LoginRequest{Profile: g.profile, Server: o.Server, Identifier: o.Username})
 	if req.Server, err = g.value(req.Server, "server", "Server URL: "); err != nil {
