@@ -175,6 +175,9 @@ func (e *OAuthError) Error() string {
 	if e.Description != "" {
 		s += " (" + e.Description + ")"
 	}
+	if e.sentinel == ErrInvalidRefreshToken {
+		s += ": the session expired or was ended at the provider; log in again"
+	}
 	return s
 }
 

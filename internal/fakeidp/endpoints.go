@@ -181,6 +181,7 @@ func (idp *IdP) deviceGrant(w http.ResponseWriter, code string) {
 // anything else is sent as is.
 func (idp *IdP) issue(w http.ResponseWriter, scopes []string, nonce string, family int, rt string) string {
 	c := idp.cfg
+	refreshing := family != 0
 	now := time.Now()
 	if family == 0 {
 		idp.families++
@@ -208,7 +209,7 @@ func (idp *IdP) issue(w http.ResponseWriter, scopes []string, nonce string, fami
 	if rt != "" {
 		resp["refresh_token"] = rt
 	}
-	if hasScope(scopes, "openid") && !c.OmitIDToken {
+	if hasScope(scopes, "openid") && !c.OmitIDToken && !(c.NoIDTokenOnRefresh && refreshing) {
 		claims := map[string]any{"iss": idp.URL, "sub": c.Subject, "aud": c.ClientID, "iat": now.Unix(),
 			"exp": now.Add(time.Hour).Unix(), "auth_time": now.Unix()}
 		if nonce != "" {

@@ -79,8 +79,9 @@ type Config struct {
 	HideIssParameter, OmitIss, WrongIss bool
 	// WrongNonce puts another nonce into ID tokens.
 	WrongNonce bool
-	// OmitIDToken leaves id_token out of token responses.
-	OmitIDToken bool
+	// OmitIDToken leaves id_token out of token responses;
+	// NoIDTokenOnRefresh out of refresh responses only.
+	OmitIDToken, NoIDTokenOnRefresh bool
 	// OmitNoneAuthMethod advertises only client_secret_basic and
 	// client_secret_post, although the public client works. The token
 	// endpoint refuses any request with an Authorization header either way.
