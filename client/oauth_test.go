@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/latch-dev/latch/internal/fakeidp"
 )
 
@@ -276,4 +278,38 @@ func TestVerifyIDTokenRefusesGarbage(t *testing.T) {
 			t.Fatalf("the error quotes the token: %v", err)
 		}
 	}
+}
+
+// Whatever a provider echoes, no code, verifier, token or device code ends
+// up in an error.
+func TestProviderErrorsHideSecrets(t *testing.T) {
+	const code, verifier, device = "code-0123456789", "verifier-0123456789abcdef", "dc-0123456789"
+	echo := `{"error":"invalid_grant","error_description":"` + code + ` ` + verifier + ` ` + device + ` ` + testRefresh + `"}`
+	p := stubProvider(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, echo)
+	})
+	p.Metadata.DeviceAuthorizationEndpoint = p.Metadata.TokenEndpoint
+	// Each call can only hide what it sent.
+	check := func(what string, err error, secrets ...string) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("%s: no error", what)
+		}
+		for _, s := range secrets {
+			if strings.Contains(err.Error(), s) || strings.Contains(fmt.Sprintf("%#v", err), s) {
+				t.Fatalf("%s: the error leaks a secret: %v", what, err)
+			}
+		}
+	}
+	_, err := p.Exchange(context.Background(), "http://127.0.0.1:1/callback", code, verifier)
+	check("exchange", err, code, verifier)
+	_, err = p.Refresh(context.Background(), testRefresh)
+	check("refresh", err, testRefresh)
+	err = p.Revoke(context.Background(), testRefresh)
+	check("revoke", err, testRefresh)
+	_, err = p.DeviceAccessToken(context.Background(), &oauth2.DeviceAuthResponse{DeviceCode: device, Interval: 1,
+		Expiry: time.Now().Add(5 * time.Second)}, nil)
+	check("device", err, device)
 }

@@ -276,3 +276,27 @@ func defaultOAuthMethod(goos string, getenv func(string) string) string {
 	}
 	return "browser"
 }
+
+// OAuthDefaults fills a login's missing provider from a known OpenID
+// profile — the named one, else the current one — so that logging in again
+// needs no --server or --issuer. A request that names a provider, or whose
+// profile is not an OpenID one, is returned as it is.
+func (e *Env) OAuthDefaults(req OAuthRequest) OAuthRequest {
+	if req.Server != "" || req.Issuer != "" {
+		return req
+	}
+	p, err := e.Profile(req.Profile)
+	if err != nil || p.Kind != vault.KindOIDC {
+		return req
+	}
+	req.Profile = p.Name
+	if p.Server != "" {
+		req.Server = p.Server
+		if p.ClientID != DefaultClientID {
+			req.ClientID = p.ClientID
+		}
+		return req
+	}
+	req.Issuer, req.ClientID = p.Issuer, p.ClientID
+	return req
+}

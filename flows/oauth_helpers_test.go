@@ -64,7 +64,15 @@ func (o *oauthEnv) browserLogin(req OAuthRequest) (*LoginResult, error, *fakeidp
 	}
 	page := o.browse(b)
 	res, err := o.FinishBrowserLogin(o.ctx, b)
-	return res, err, <-page
+	p := <-page
+	secrets := []string{b.state, b.nonce, b.verifier}
+	noSecrets(o.t, err, secrets...)
+	for _, s := range secrets {
+		if strings.Contains(p.Body, s) {
+			o.t.Fatal("the callback page shows a secret of the login")
+		}
+	}
+	return res, err, p
 }
 
 // mustLogin logs in with the browser flow and fails the test otherwise.

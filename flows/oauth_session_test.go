@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -305,5 +306,38 @@ func TestOAuthProfileNames(t *testing.T) {
 	}
 	if again := o.mustLogin(); again.Profile.Name != res.Profile.Name {
 		t.Fatalf("the same user got a second profile %q", again.Profile.Name)
+	}
+}
+
+func TestOAuthDefaults(t *testing.T) {
+	o := newOAuthEnv(t)
+	if got := o.OAuthDefaults(OAuthRequest{}); got.Issuer != "" || got.Server != "" {
+		t.Fatalf("no profile: %+v", got)
+	}
+	o.mustLogin()
+	got := o.OAuthDefaults(OAuthRequest{})
+	if got.Profile != "default" || got.Issuer != o.idp.URL || got.ClientID != "latch-cli" {
+		t.Fatalf("defaults %+v", got)
+	}
+	if got := o.OAuthDefaults(OAuthRequest{Server: "https://latch.example"}); got.Issuer != "" || got.Profile != "" {
+		t.Fatalf("explicit server changed: %+v", got)
+	}
+	// Logging in again with the defaults keeps the profile.
+	res, err, _ := o.browserLogin(got)
+	if err != nil || res.Profile.Name != "default" {
+		t.Fatalf("login again: %+v, %v", res, err)
+	}
+}
+
+// An unusually large ID token stays out of the vault entry.
+func TestLargeIDTokenNotSaved(t *testing.T) {
+	ctx := t.Context()
+	m := &TokenManager{Secrets: vault.NewMemory(), Dir: t.TempDir()}
+	big := strings.Repeat("a", maxIDToken+1)
+	if err := m.Save(ctx, "p", &client.Tokens{AccessToken: "a", RefreshToken: "r", ExpiresIn: time.Hour, IDToken: big}); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := m.IDToken(ctx, "p"); err != nil || id != "" {
+		t.Fatalf("ID token saved (%d bytes), %v", len(id), err)
 	}
 }
