@@ -31,6 +31,12 @@ type Options struct {
 	Now func() time.Time
 	// Tick schedules a message; nil means tea.Tick. Tests replace it.
 	Tick func(d time.Duration, msg func(time.Time) tea.Msg) tea.Cmd
+	// OAuthMethod is the OAuth login the OAuth screen offers first,
+	// "browser" or "device"; "" means flows.DefaultOAuthMethod.
+	OAuthMethod string
+	// OpenBrowser opens the browser login's URL; nil means
+	// flows.OpenBrowser. The URL is shown whatever it returns.
+	OpenBrowser func(url string) error
 }
 
 // App is the root model: it owns Common, a stack of screens (home at the
@@ -58,9 +64,17 @@ func New(ctx context.Context, o Options) *App {
 	if tick == nil {
 		tick = tea.Tick
 	}
+	method := o.OAuthMethod
+	if method == "" {
+		method = flows.DefaultOAuthMethod(os.Getenv)
+	}
+	open := o.OpenBrowser
+	if open == nil {
+		open = flows.OpenBrowser
+	}
 	c := &Common{
 		ctx: ctx, Env: o.Env, Styles: NewStyles(o.NoColor), KeyMap: DefaultKeyMap(),
-		Now: now, Tick: tick, Width: 80, Height: 24,
+		Now: now, Tick: tick, Width: 80, Height: 24, oauthMethod: method, openBrowser: open,
 	}
 	h := help.New()
 	h.Styles = c.Styles.Help
@@ -171,6 +185,12 @@ func (a *App) navigate(msg NavigateMsg) tea.Cmd {
 		s = newSessions(c, msg.Profile)
 	case pageInspector:
 		s = newInspector(c, msg.Profile)
+	case pageOAuth:
+		s = newOAuth(c, msg.Profile, msg.Note)
+	case pageOAuthBrowser:
+		s = newOAuthBrowser(c, *msg.OAuth)
+	case pageOAuthDevice:
+		s = newOAuthDevice(c, *msg.OAuth)
 	default:
 		return nil
 	}

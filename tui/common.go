@@ -1,5 +1,6 @@
 // Package tui is latch's terminal interface: screens that walk a person
 // through the account flows (home, signup, login and its two-factor step,
+// OAuth / OpenID Connect login in a browser or with a device code,
 // dashboard, sessions, the token inspector, two-factor setup and backup
 // codes), built with Bubble Tea.
 //
@@ -41,6 +42,14 @@ type Common struct {
 	Now func() time.Time
 	// Tick schedules msg after d; tests replace it to drive time by hand.
 	Tick func(d time.Duration, msg func(time.Time) tea.Msg) tea.Cmd
+
+	// oauthMethod is the OAuth login offered first: "browser" or "device".
+	oauthMethod string
+	// openBrowser opens a URL in the user's browser, best effort.
+	openBrowser func(url string) error
+	// browserWait bounds the wait for the browser's answer (0 = the flow's
+	// default).
+	browserWait time.Duration
 }
 
 // Context is the context every flow call runs under.
@@ -77,6 +86,9 @@ const (
 	pageInspector
 	pageMFASetup
 	pageBackupCodes
+	pageOAuth
+	pageOAuthBrowser
+	pageOAuthDevice
 )
 
 // NavigateMsg opens a screen. Home and the dashboard are roots: opening one
@@ -87,6 +99,8 @@ type NavigateMsg struct {
 	Note    string        // a message for the screen to show on arrival
 	// Pending is a login waiting for its second factor (pageMFA).
 	Pending *flows.LoginResult
+	// OAuth is the login the browser and device screens run.
+	OAuth *flows.OAuthRequest
 }
 
 // NavigateCmd opens a screen.

@@ -28,6 +28,8 @@ type dashboard struct {
 	profile       vault.Profile
 	note          string
 
+	warn string // an action this profile does not offer
+
 	me    *client.User
 	meErr error
 	ts    *flows.TokenState
@@ -122,7 +124,8 @@ func (d *dashboard) Update(msg tea.Msg) (Component, tea.Cmd) {
 	switch msg := msg.(type) {
 	case AccountMsg:
 		d.me, d.meErr = msg.User, msg.Err
-		if msg.Err != nil {
+		// A provider without userinfo is no failure: the ID token named the user.
+		if msg.Err != nil && (d.accountAPI() || !errors.Is(msg.Err, client.ErrNotSupported)) {
 			d.fail(msg.Err)
 		}
 	case TokenStateMsg:
@@ -141,7 +144,12 @@ func (d *dashboard) Update(msg tea.Msg) (Component, tea.Cmd) {
 			return d, nil
 		}
 		note := "Logged out of " + d.profile.Name + ": the session was ended on the server."
-		if msg.Result.Revoked == 0 {
+		switch {
+		case msg.Result.ProviderNotTold != "":
+			note = "Logged out of " + d.profile.Name + " on this machine: " + msg.Result.ProviderNotTold + "."
+		case d.profile.Kind == vault.KindOIDC && msg.Result.Revoked > 0:
+			note = "Logged out of " + d.profile.Name + ": the provider revoked the session."
+		case msg.Result.Revoked == 0:
 			note = "Logged out of " + d.profile.Name + ": the session had already ended on the server."
 		}
 		return d, NavigateCmd(NavigateMsg{To: pageHome, Note: note})
@@ -204,6 +212,7 @@ func (d *dashboard) fail(err error) {
 
 func (d *dashboard) key(msg tea.KeyPressMsg) tea.Cmd {
 	km := d.c.KeyMap
+	d.warn = ""
 	name := d.profile.Name
 	if key.Matches(msg, km.Back) {
 		return BackCmd
@@ -212,7 +221,11 @@ func (d *dashboard) key(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	if d.ended && key.Matches(msg, km.Login) {
-		return NavigateCmd(NavigateMsg{To: pageLogin, Profile: d.profile})
+		return loginCmd(d.profile, "")
+	}
+	if !d.accountAPI() && key.Matches(msg, km.Protected, km.Sessions, km.MFASetup, km.Backup) {
+		d.note, d.warn = "", upperFirst(errNoAccount.Error())+"."
+		return nil
 	}
 	switch {
 	case key.Matches(msg, km.RefreshNow):
@@ -239,6 +252,17 @@ func (d *dashboard) key(msg tea.KeyPressMsg) tea.Cmd {
 		}))
 	}
 	return nil
+}
+
+// errNoAccount answers the account actions of a profile signed in to an
+// OpenID provider that is not a latch server.
+var errNoAccount = errors.New("not available for this provider: the protected route, sessions and two-factor are a latch server's; " +
+	"manage them at the provider")
+
+// accountAPI reports whether the profile has a latch server's account API:
+// an account profile, or an OAuth login to a latch server.
+func (d *dashboard) accountAPI() bool {
+	return d.profile.Kind != vault.KindOIDC || d.profile.Server != ""
 }
 
 // mfaOn reports whether the account has two-factor on: the server's word
@@ -291,6 +315,8 @@ func (d *dashboard) View() string {
 	}
 	b.WriteString(st.Heading.Render(who) + "\n\n")
 	switch {
+	case !d.accountAPI():
+		row("Account", "signed in at an OpenID provider (no latch account: sessions and two-factor are managed there)")
 	case d.me != nil:
 		// The keys are said here: the help line has no room left for them.
 		mfa := "MFA off (m sets it up)"
@@ -303,7 +329,12 @@ func (d *dashboard) View() string {
 	default:
 		row("Account", "reading /auth/me…")
 	}
-	row("Server", d.profile.Server)
+	if d.profile.Server != "" {
+		row("Server", d.profile.Server)
+	}
+	if d.profile.Kind == vault.KindOIDC {
+		row("Provider", d.profile.Issuer+" (client "+d.profile.ClientID+")")
+	}
 	row("Vault", d.c.Env.Vault.Backend+": "+d.c.Env.Vault.Reason)
 	b.WriteString("\n")
 
@@ -339,6 +370,8 @@ func (d *dashboard) View() string {
 	switch {
 	case d.work.active():
 		b.WriteString(d.work.View() + "\n")
+	case d.warn != "":
+		b.WriteString(st.Warn.Width(d.width).Render(d.warn) + "\n")
 	case d.note != "":
 		b.WriteString(st.Note.Width(d.width).Render("✓ "+d.note) + "\n")
 	}
@@ -356,11 +389,19 @@ func (d *dashboard) ShortHelp() []key.Binding {
 	if d.ended {
 		return []key.Binding{km.Login, km.Back}
 	}
+	if !d.accountAPI() {
+		return []key.Binding{km.RefreshNow, km.Inspect, km.Logout}
+	}
 	return []key.Binding{km.RefreshNow, km.Protected, km.Sessions, km.Inspect, km.Logout}
 }
 
 func (d *dashboard) FullHelp() [][]key.Binding {
 	km := d.c.KeyMap
+	if !d.accountAPI() {
+		return [][]key.Binding{
+			{withHelp(km.RefreshNow, "refresh tokens now"), withHelp(km.Inspect, "token inspector")},
+			{km.Logout, withHelp(km.Back, "home")}}
+	}
 	return [][]key.Binding{
 		{withHelp(km.RefreshNow, "refresh tokens now"), withHelp(km.Protected, "call the protected route")},
 		{withHelp(km.Sessions, "server sessions"), withHelp(km.Inspect, "token inspector")},

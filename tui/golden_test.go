@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/golden"
@@ -38,9 +39,13 @@ func startGolden(t *testing.T, app *App, w, h int) *goldenRun {
 	g := &goldenRun{t: t, screens: make(chan string, 1)}
 	// The filter sees every message with the model as it stands, inside the
 	// program's loop: a probe reads the screen without racing the program.
+	// Spinners stay on their first frame: their frames follow the wall clock.
 	filter := func(m tea.Model, msg tea.Msg) tea.Msg {
-		if _, ok := msg.(probeMsg); ok {
+		switch msg.(type) {
+		case probeMsg:
 			g.screens <- ansi.Strip(m.(*App).render())
+		case spinner.TickMsg:
+			return nil
 		}
 		return msg
 	}
@@ -64,7 +69,11 @@ func (g *goldenRun) wait(wants ...string) {
 }
 
 // finish quits and compares the last screen with the golden file.
-func (g *goldenRun) finish() {
+func (g *goldenRun) finish() { g.t.Helper(); g.finishMasked(nil) }
+
+// finishMasked is finish for a screen with parts that differ from run to
+// run: mask, if given, replaces them before the comparison.
+func (g *goldenRun) finishMasked(mask func(string) string) {
 	g.t.Helper()
 	if err := g.tm.Quit(); err != nil {
 		g.t.Fatal(err)
@@ -72,6 +81,9 @@ func (g *goldenRun) finish() {
 	final := ansi.Strip(g.tm.FinalModel(g.t, teatest.WithFinalTimeout(10*time.Second)).(*App).render())
 	if final != g.screen {
 		g.t.Fatalf("the screen changed after it was read:\n%s\n---\n%s", g.screen, final)
+	}
+	if mask != nil {
+		final = mask(final)
 	}
 	golden.RequireEqual(g.t, trimLines(final)+"\n")
 }

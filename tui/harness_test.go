@@ -194,7 +194,7 @@ func (d *driver) exec(cmd tea.Cmd) tea.Msg {
 }
 
 // keys types s, one key per rune, or names keys: "enter", "tab", "esc",
-// "shift+tab", "ctrl+c", "up", "down".
+// "shift+tab", "ctrl+c", "up", "down", "left", "right", "backspace".
 func (d *driver) keys(names ...string) {
 	d.t.Helper()
 	for _, n := range names {
@@ -235,6 +235,10 @@ func keyMsg(name string) tea.KeyPressMsg {
 		return tea.KeyPressMsg{Code: tea.KeyDown}
 	case "backspace":
 		return tea.KeyPressMsg{Code: tea.KeyBackspace}
+	case "left":
+		return tea.KeyPressMsg{Code: tea.KeyLeft}
+	case "right":
+		return tea.KeyPressMsg{Code: tea.KeyRight}
 	}
 	r := []rune(name)[0]
 	return tea.KeyPressMsg{Code: r, Text: string(r)}

@@ -214,6 +214,9 @@ func (h *home) updateBrowse(msg tea.KeyPressMsg) (Component, tea.Cmd) {
 		h.mode, h.addErr, h.note = homeAdding, nil, ""
 		h.input.SetValue("")
 		return h, h.input.Focus()
+	case key.Matches(msg, km.OAuth):
+		// Any OpenID provider needs no server added first.
+		return h, NavigateCmd(NavigateMsg{To: pageOAuth, Profile: row.loginProfile()})
 	case !ok:
 		if key.Matches(msg, km.Login, km.Signup, km.Open) {
 			h.note = "Add a server first (a): its URL, like https://auth.example.com."
@@ -222,9 +225,9 @@ func (h *home) updateBrowse(msg tea.KeyPressMsg) (Component, tea.Cmd) {
 		if row.status != nil && row.status.State == flows.StateLoggedIn {
 			return h, NavigateCmd(NavigateMsg{To: pageDashboard, Profile: row.status.Profile})
 		}
-		return h, NavigateCmd(NavigateMsg{To: pageLogin, Profile: row.loginProfile()})
+		return h, loginCmd(row.loginProfile(), "")
 	case key.Matches(msg, km.Login):
-		return h, NavigateCmd(NavigateMsg{To: pageLogin, Profile: row.loginProfile()})
+		return h, loginCmd(row.loginProfile(), "")
 	case key.Matches(msg, km.Signup):
 		return h, NavigateCmd(NavigateMsg{To: pageSignup, Profile: row.signupProfile()})
 	case key.Matches(msg, km.Use):
@@ -265,6 +268,15 @@ func (r homeRow) loginProfile() vault.Profile {
 		return r.status.Profile
 	}
 	return vault.Profile{Server: r.server, Kind: vault.KindAccount}
+}
+
+// loginCmd opens the login that fits p: the OAuth screen for a profile an
+// OAuth login made, else the password login.
+func loginCmd(p vault.Profile, note string) tea.Cmd {
+	if p.Kind == vault.KindOIDC {
+		return NavigateCmd(NavigateMsg{To: pageOAuth, Profile: p, Note: note})
+	}
+	return NavigateCmd(NavigateMsg{To: pageLogin, Profile: p, Note: note})
 }
 
 // signupProfile is where a signup from this row lands: a profile with no
@@ -337,6 +349,7 @@ func (h *home) View() string {
 	case len(h.rows) == 0:
 		b.WriteString("No profiles yet.\n")
 		b.WriteString(st.Subtle.Width(h.width).Render("Press a to add a server by its URL, then s to sign up or l to log in.") + "\n")
+		b.WriteString(st.Subtle.Width(h.width).Render("Or press o to log in with OAuth, at a latch server or any OpenID provider.") + "\n")
 	default:
 		for i, r := range h.rows {
 			b.WriteString(h.rowView(i, r) + "\n")
@@ -472,7 +485,7 @@ func (h *home) ShortHelp() []key.Binding {
 	case homeConfirmRemove:
 		return []key.Binding{km.Yes, km.No}
 	}
-	return []key.Binding{km.Open, km.Login, km.Signup, km.AddServer}
+	return []key.Binding{km.Open, km.Login, km.Signup, km.AddServer, km.OAuth}
 }
 
 func (h *home) FullHelp() [][]key.Binding {
@@ -480,7 +493,7 @@ func (h *home) FullHelp() [][]key.Binding {
 	if h.mode != homeBrowse {
 		return [][]key.Binding{h.ShortHelp()}
 	}
-	return [][]key.Binding{{km.Up, km.Down, km.Open}, {km.Login, km.Signup, km.AddServer}, {km.Use, km.Remove}}
+	return [][]key.Binding{{km.Up, km.Down, km.Open}, {km.Login, km.OAuth, km.Signup}, {km.AddServer, km.Use, km.Remove}}
 }
 
 // withHelp is b with another description, for a key whose meaning depends

@@ -27,6 +27,7 @@ type inspector struct {
 	view    *flows.TokenView
 	err     error
 	showSig bool
+	showID  bool // the ID token rather than the access token
 }
 
 // TokenViewMsg carries the decoded access token.
@@ -67,6 +68,8 @@ func (in *inspector) Update(msg tea.Msg) (Component, tea.Cmd) {
 			return in, BackCmd
 		case key.Matches(msg, km.ShowSignature):
 			in.showSig = !in.showSig
+		case key.Matches(msg, km.IDToken) && in.view != nil && in.view.ID != nil:
+			in.showID = !in.showID
 		case key.Matches(msg, km.Reload):
 			return in, in.Init()
 		}
@@ -77,7 +80,18 @@ func (in *inspector) Update(msg tea.Msg) (Component, tea.Cmd) {
 func (in *inspector) View() string {
 	st := in.c.Styles
 	var b strings.Builder
-	b.WriteString(st.Heading.Render("Access token") + st.Subtle.Render(" of "+in.profile.Name+", decoded (the server verifies it; this only shows it)") + "\n\n")
+	v, title := in.view, "Access token"
+	if in.showID && v != nil && v.ID != nil {
+		v, title = v.ID, "ID token"
+	}
+	b.WriteString(st.Heading.Render(title) + st.Subtle.Render(" of "+in.profile.Name+", decoded (the server verifies it; this only shows it)") + "\n")
+	switch {
+	case in.view != nil && in.view.ID != nil && in.showID:
+		b.WriteString(st.Subtle.Render("i shows the access token") + "\n")
+	case in.view != nil && in.view.ID != nil:
+		b.WriteString(st.Subtle.Render("i shows the ID token: who the provider says you are") + "\n")
+	}
+	b.WriteString("\n")
 	switch {
 	case in.err != nil:
 		b.WriteString(st.Error.Width(in.width).Render(explain(in.err)) + "\n")
@@ -85,21 +99,28 @@ func (in *inspector) View() string {
 	case in.view == nil:
 		b.WriteString(st.Subtle.Render("Reading the token…") + "\n")
 		return b.String()
+	case v.Opaque:
+		b.WriteString(st.Value.Width(in.width).Render("The provider issues opaque access tokens (not JWTs): there is nothing to decode.") + "\n")
+		return b.String()
 	}
 	section := func(title string, m map[string]any) {
 		b.WriteString(st.Label.Render(title) + "\n")
+		kw := 12 // wider for an ID token's preferred_username
+		for k := range m {
+			kw = max(kw, min(len(k)+2, 22))
+		}
 		for _, k := range sortedKeys(m) {
 			v := in.claim(k, m[k])
-			line := st.Key.Render(pad("  "+k, 12)) + " " + st.Value.Render(truncate(v, max(in.width-13, 8)))
+			line := st.Key.Render(pad(truncate("  "+k, kw), kw)) + " " + st.Value.Render(truncate(v, max(in.width-kw-1, 8)))
 			b.WriteString(line + "\n")
 		}
 	}
-	section("Header", in.view.Header)
-	section("Claims", in.view.Claims)
+	section("Header", v.Header)
+	section("Claims", v.Claims)
 	b.WriteString(st.Label.Render("Signature") + "\n")
 	if in.showSig {
 		// Cut at a fixed width: base64url's '-' is no place to wrap a word.
-		sig, w := in.view.Signature, max(in.width-2, 8)
+		sig, w := v.Signature, max(in.width-2, 8)
 		for len(sig) > 0 {
 			n := min(w, len(sig))
 			b.WriteString("  " + st.Value.Render(sig[:n]) + "\n")
@@ -144,7 +165,15 @@ func (in *inspector) ShortHelp() []key.Binding {
 	if in.showSig {
 		sig = withHelp(sig, "hide signature")
 	}
-	return []key.Binding{sig, km.Reload, km.Back}
+	keys := []key.Binding{sig}
+	if in.view != nil && in.view.ID != nil {
+		id := km.IDToken
+		if in.showID {
+			id = withHelp(id, "access token")
+		}
+		keys = append(keys, id)
+	}
+	return append(keys, km.Reload, km.Back)
 }
 
 func (in *inspector) FullHelp() [][]key.Binding { return [][]key.Binding{in.ShortHelp()} }

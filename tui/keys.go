@@ -31,6 +31,11 @@ type KeyMap struct {
 	AddServer key.Binding
 	Use       key.Binding
 	Remove    key.Binding
+	OAuth     key.Binding
+
+	// OAuth login.
+	Switch key.Binding
+	Retry  key.Binding
 
 	// Dashboard.
 	RefreshNow key.Binding
@@ -49,6 +54,7 @@ type KeyMap struct {
 	Revoke        key.Binding
 	Reload        key.Binding
 	ShowSignature key.Binding
+	IDToken       key.Binding
 }
 
 // DefaultKeyMap returns latch's keys.
@@ -78,6 +84,10 @@ func DefaultKeyMap() *KeyMap {
 		AddServer: b("a", "add server", "a"),
 		Use:       b("u", "make current", "u"),
 		Remove:    b("d", "remove", "d", "delete"),
+		OAuth:     b("o", "OAuth", "o"),
+
+		Switch: b("←/→", "switch", "left", "right"),
+		Retry:  b("enter", "start again", "enter"),
 
 		RefreshNow: b("r", "refresh", "r"),
 		Protected:  b("p", "protected", "p"),
@@ -94,5 +104,6 @@ func DefaultKeyMap() *KeyMap {
 		Revoke:        b("d", "revoke", "d", "delete"),
 		Reload:        b("r", "reload", "r"),
 		ShowSignature: b("s", "show signature", "s"),
+		IDToken:       b("i", "ID token", "i"),
 	}
 }
