@@ -1,0 +1,222 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+
+	"github.com/latch-dev/latch/flows"
+	"github.com/latch-dev/latch/internal/textart"
+)
+
+// oauthBrowser runs a browser login: it opens the provider's authorization
+// URL in the browser as best it can, always shows the URL (and its QR code
+// when there is room), and waits for the provider to send the browser back
+// to latch's loopback callback. Esc abandons the login and closes the
+// callback.
+type oauthBrowser struct {
+	c             *Common
+	width, height int
+	req           flows.OAuthRequest
+
+	at      *oauthAttempt
+	login   *flows.BrowserLogin
+	qr      string
+	opening bool  // the browser is being opened
+	openErr error // it could not be
+	err     error // the login failed
+	work    work
+}
+
+// BrowserStartedMsg carries a started browser login: its URL is ready and
+// its callback listens.
+type BrowserStartedMsg struct {
+	attempt *oauthAttempt
+	Login   *flows.BrowserLogin
+	Err     error
+}
+
+// BrowserOpenedMsg says whether the browser could be opened.
+type BrowserOpenedMsg struct {
+	attempt *oauthAttempt
+	Err     error
+}
+
+func newOAuthBrowser(c *Common, req flows.OAuthRequest) *oauthBrowser {
+	return &oauthBrowser{c: c, req: req, work: newWork(c)}
+}
+
+func (s *oauthBrowser) Init() tea.Cmd {
+	if s.at != nil {
+		return nil
+	}
+	return s.start()
+}
+
+// start begins a new attempt. The callback closes when the attempt's
+// context ends: on esc, on the login's end, or when the interface quits.
+func (s *oauthBrowser) start() tea.Cmd {
+	s.at, s.login, s.qr, s.err, s.openErr, s.opening = newAttempt(s.c), nil, "", nil, nil, false
+	req, wait, at := s.req, s.c.browserWait, s.at
+	return s.work.start("Starting the login…", at.run(func(ctx context.Context) tea.Msg {
+		b, err := s.c.Env.StartBrowserLogin(ctx, req)
+		if err != nil {
+			return BrowserStartedMsg{attempt: at, Err: err}
+		}
+		if wait > 0 {
+			b.Timeout = wait
+		}
+		go func() {
+			<-ctx.Done()
+			b.Close()
+		}()
+		return BrowserStartedMsg{attempt: at, Login: b}
+	}))
+}
+
+// cancel abandons the attempt in flight, if any.
+func (s *oauthBrowser) cancel() {
+	if s.at != nil {
+		s.at.cancel()
+	}
+}
+
+func (s *oauthBrowser) SetSize(w, h int) { s.width, s.height = w, h }
+
+func (s *oauthBrowser) Title() string { return "OAuth login · browser" }
+
+func (s *oauthBrowser) Typing() bool { return false }
+
+func (s *oauthBrowser) Update(msg tea.Msg) (Component, tea.Cmd) {
+	if cmd, ok := s.work.tick(msg); ok {
+		return s, cmd
+	}
+	switch msg := msg.(type) {
+	case BrowserStartedMsg:
+		if msg.attempt != s.at {
+			return s, nil
+		}
+		if msg.Err != nil {
+			s.fail(msg.Err)
+			return s, nil
+		}
+		s.login, s.opening = msg.Login, true
+		s.qr = textart.QR(msg.Login.URL)
+		s.work.what = "Waiting for the browser…"
+		b, at, open := msg.Login, s.at, s.c.openBrowser
+		opened := func() tea.Msg { return BrowserOpenedMsg{attempt: at, Err: open(b.URL)} }
+		finished := at.run(func(ctx context.Context) tea.Msg {
+			res, err := s.c.Env.FinishBrowserLogin(ctx, b)
+			return OAuthDoneMsg{attempt: at, Result: res, Err: err}
+		})
+		return s, tea.Batch(opened, finished)
+	case BrowserOpenedMsg:
+		if msg.attempt == s.at {
+			s.opening, s.openErr = false, msg.Err
+		}
+	case OAuthDoneMsg:
+		if msg.attempt != s.at {
+			return s, nil
+		}
+		if msg.Err != nil {
+			s.fail(msg.Err)
+			return s, nil
+		}
+		s.work.done()
+		s.at.cancel()
+		return s, oauthDone(msg.Result)
+	case tea.KeyPressMsg:
+		km := s.c.KeyMap
+		switch {
+		case key.Matches(msg, km.Back):
+			s.cancel()
+			return s, BackCmd
+		case s.err != nil && key.Matches(msg, km.Retry):
+			return s, s.start()
+		}
+	}
+	return s, nil
+}
+
+func (s *oauthBrowser) fail(err error) {
+	s.work.done()
+	s.at.cancel()
+	s.err, s.login, s.qr = err, nil, ""
+}
+
+func (s *oauthBrowser) View() string {
+	st := s.c.Styles
+	var b strings.Builder
+	where := s.req.Server
+	if where == "" {
+		where = s.req.Issuer
+	}
+	b.WriteString(st.Heading.Render("Log in in your browser") + st.Subtle.Render(" at "+where) + "\n\n")
+	switch {
+	case s.err != nil:
+		b.WriteString(troubleView(st, s.width, s.err))
+		return b.String()
+	case s.login == nil:
+		b.WriteString(s.work.View() + "\n")
+		return b.String()
+	}
+	b.WriteString(s.work.View() + st.Subtle.Render(" (up to "+short(s.login.Timeout)+"; esc cancels)") + "\n\n")
+	b.WriteString(st.Value.Width(s.width).Render(s.openLine()) + "\n\n")
+	// The URL unstyled inside, one piece a line, so that selecting it
+	// copies nothing but the URL and line breaks.
+	for _, line := range hardWrap(s.login.URL, s.width) {
+		b.WriteString(st.Key.Render(line) + "\n")
+	}
+	used := lipgloss.Height(b.String())
+	switch {
+	case s.qr != "" && lipgloss.Width(s.qr) <= s.width && used+lipgloss.Height(s.qr)+1 <= s.height:
+		b.WriteString("\n" + s.qr + "\n")
+	default:
+		b.WriteString("\n" + st.Subtle.Width(s.width).Render("A larger window shows this URL as a QR code too.") + "\n")
+	}
+	return b.String()
+}
+
+// openLine says whether the browser opened, and what to do with the URL.
+func (s *oauthBrowser) openLine() string {
+	switch {
+	case s.opening:
+		return "Opening your browser… If it does not open, open this URL in a browser on this machine:"
+	case errors.Is(s.openErr, flows.ErrNoBrowser):
+		return "Not opening a browser (LATCH_BROWSER=none): open this URL in a browser on this machine:"
+	case s.openErr != nil:
+		return "Could not open a browser (" + s.openErr.Error() + "): open this URL in a browser on this machine:"
+	}
+	return "Opened your browser. If it did not open, open this URL in a browser on this machine:"
+}
+
+// hardWrap cuts s into lines of at most w cells: a URL has no spaces to
+// wrap at.
+func hardWrap(s string, w int) []string {
+	w = max(w, 8)
+	var lines []string
+	for lipgloss.Width(s) > w {
+		r := []rune(s)
+		n := min(w, len(r))
+		for n > 1 && lipgloss.Width(string(r[:n])) > w {
+			n--
+		}
+		lines = append(lines, string(r[:n]))
+		s = string(r[n:])
+	}
+	return append(lines, s)
+}
+
+func (s *oauthBrowser) ShortHelp() []key.Binding {
+	km := s.c.KeyMap
+	if s.err != nil {
+		return []key.Binding{km.Retry, km.Back}
+	}
+	return []key.Binding{withHelp(km.Back, "cancel")}
+}
+
+func (s *oauthBrowser) FullHelp() [][]key.Binding { return [][]key.Binding{s.ShortHelp()} }

@@ -1,0 +1,205 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+
+	"github.com/latch-dev/latch/flows"
+	"github.com/latch-dev/latch/internal/textart"
+)
+
+// oauthDevice runs a device login (RFC 8628): it shows the user code in
+// large letters, where to enter it, a QR code of the link when there is
+// room, and how long the code has left, while latch polls the provider.
+// Esc abandons the login.
+type oauthDevice struct {
+	c             *Common
+	width, height int
+	req           flows.OAuthRequest
+
+	at       *oauthAttempt
+	login    *flows.DeviceLogin
+	expires  time.Time // on the interface's clock
+	big, qr  string
+	scanLink string
+	err      error
+	work     work
+}
+
+// DeviceStartedMsg carries a device code. Lifetime is how long the code
+// has left as it arrived: the flow stamps ExpiresAt with the wall clock,
+// while the countdown runs on the interface's clock (a fake one in tests).
+type DeviceStartedMsg struct {
+	attempt  *oauthAttempt
+	Login    *flows.DeviceLogin
+	Lifetime time.Duration
+	Err      error
+}
+
+func newOAuthDevice(c *Common, req flows.OAuthRequest) *oauthDevice {
+	return &oauthDevice{c: c, req: req, work: newWork(c)}
+}
+
+func (s *oauthDevice) Init() tea.Cmd {
+	if s.at != nil {
+		return nil
+	}
+	return s.start()
+}
+
+func (s *oauthDevice) start() tea.Cmd {
+	s.at, s.login, s.err, s.big, s.qr = newAttempt(s.c), nil, nil, "", ""
+	req, at := s.req, s.at
+	return s.work.start("Asking the provider for a code…", at.run(func(ctx context.Context) tea.Msg {
+		d, err := s.c.Env.StartDeviceLogin(ctx, req)
+		if err != nil {
+			return DeviceStartedMsg{attempt: at, Err: err}
+		}
+		return DeviceStartedMsg{attempt: at, Login: d, Lifetime: time.Until(d.ExpiresAt).Round(time.Second)}
+	}))
+}
+
+func (s *oauthDevice) SetSize(w, h int) { s.width, s.height = w, h }
+
+func (s *oauthDevice) Title() string { return "OAuth login · device" }
+
+func (s *oauthDevice) Typing() bool { return false }
+
+func (s *oauthDevice) Update(msg tea.Msg) (Component, tea.Cmd) {
+	if cmd, ok := s.work.tick(msg); ok {
+		return s, cmd
+	}
+	switch msg := msg.(type) {
+	case DeviceStartedMsg:
+		if msg.attempt != s.at {
+			return s, nil
+		}
+		if msg.Err != nil {
+			s.fail(msg.Err)
+			return s, nil
+		}
+		d := msg.Login
+		s.login, s.expires = d, s.c.Now().Add(msg.Lifetime)
+		s.big = textart.Big(d.UserCode)
+		s.scanLink = d.VerificationURIComplete
+		if s.scanLink == "" {
+			s.scanLink = d.VerificationURI
+		}
+		s.qr = textart.QR(s.scanLink)
+		s.work.what = "Waiting for approval…"
+		at := s.at
+		return s, at.run(func(ctx context.Context) tea.Msg {
+			res, err := s.c.Env.FinishDeviceLogin(ctx, d)
+			return OAuthDoneMsg{attempt: at, Result: res, Err: err}
+		})
+	case OAuthDoneMsg:
+		if msg.attempt != s.at {
+			return s, nil
+		}
+		if msg.Err != nil {
+			s.fail(msg.Err)
+			return s, nil
+		}
+		s.work.done()
+		s.at.cancel()
+		return s, oauthDone(msg.Result)
+	case tea.KeyPressMsg:
+		km := s.c.KeyMap
+		switch {
+		case key.Matches(msg, km.Back):
+			s.at.cancel()
+			return s, BackCmd
+		case s.err != nil && key.Matches(msg, km.Retry):
+			return s, s.start()
+		}
+	}
+	// TickMsg needs nothing more: View counts down from the clock.
+	return s, nil
+}
+
+func (s *oauthDevice) fail(err error) {
+	s.work.done()
+	s.at.cancel()
+	s.err, s.login = err, nil
+}
+
+// left is how long the code still has.
+func (s *oauthDevice) left() time.Duration { return until(s.c.Now(), s.expires) }
+
+func (s *oauthDevice) View() string {
+	st := s.c.Styles
+	var b strings.Builder
+	where := s.req.Server
+	if where == "" {
+		where = s.req.Issuer
+	}
+	b.WriteString(st.Heading.Render("Log in on another device") + st.Subtle.Render(" at "+where) + "\n\n")
+	switch {
+	case s.err != nil:
+		b.WriteString(troubleView(st, s.width, s.err))
+		return b.String()
+	case s.login == nil:
+		b.WriteString(s.work.View() + "\n")
+		return b.String()
+	}
+	// Beside the QR code when both fit, else alone with a word about it.
+	qrW, qrH := lipgloss.Width(s.qr), lipgloss.Height(s.qr)
+	textW := s.width - qrW - 2
+	if s.qr != "" && textW >= max(textart.BigWidth(s.login.UserCode)+2, 40) && qrH <= s.height-2 {
+		return b.String() + lipgloss.JoinHorizontal(lipgloss.Top, s.steps(textW), "  ", s.qr)
+	}
+	b.WriteString(s.steps(s.width))
+	b.WriteString(st.Subtle.Width(s.width).Render("A larger window shows a QR code of the link too.") + "\n")
+	return b.String()
+}
+
+// steps is where to go, the code, and how long it lasts.
+func (s *oauthDevice) steps(w int) string {
+	st := s.c.Styles
+	d := s.login
+	var b strings.Builder
+	b.WriteString(st.Value.Render("On any device, open ") + st.Key.Render(d.VerificationURI) + "\n")
+	b.WriteString(st.Value.Render("and enter the code:") + "\n\n")
+	if s.big != "" && lipgloss.Width(s.big)+2 <= w {
+		b.WriteString(indentAll(st.Key.Render(s.big), 2) + "\n")
+	} else {
+		b.WriteString("  " + st.Key.Render(d.UserCode) + "\n")
+	}
+	b.WriteString("\n")
+	if d.VerificationURIComplete != "" {
+		b.WriteString(st.Subtle.Width(w).Render("Or open "+d.VerificationURIComplete+", which carries the code.") + "\n\n")
+	}
+	left := s.left()
+	expiry := "The code expires in " + short(left) + " (" + clock(s.c.Now(), s.expires) + ")."
+	style := st.Value
+	switch {
+	case left == 0:
+		expiry, style = "The code has expired.", st.Warn
+	case left < time.Minute:
+		style = st.Warn
+	}
+	b.WriteString(style.Width(w).Render(expiry) + "\n")
+	b.WriteString(s.work.View() + st.Subtle.Render(" · esc cancels") + "\n")
+	return b.String()
+}
+
+// indentAll indents every line of s by n spaces.
+func indentAll(s string, n int) string {
+	pad := strings.Repeat(" ", n)
+	return pad + strings.ReplaceAll(s, "\n", "\n"+pad)
+}
+
+func (s *oauthDevice) ShortHelp() []key.Binding {
+	km := s.c.KeyMap
+	if s.err != nil {
+		return []key.Binding{km.Retry, km.Back}
+	}
+	return []key.Binding{withHelp(km.Back, "cancel")}
+}
+
+func (s *oauthDevice) FullHelp() [][]key.Binding { return [][]key.Binding{s.ShortHelp()} }
