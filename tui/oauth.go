@@ -22,6 +22,7 @@ type oauth struct {
 	width, height int
 	note          string
 	profile       string // the profile to log in again; "" lets flows name it
+	serverClient  string // latch's client id at the server, when not the default
 
 	device bool // the device flow, else the browser
 	other  bool // any OpenID provider, else a latch server
@@ -55,10 +56,15 @@ func newOAuth(c *Common, p vault.Profile, note string) *oauth {
 	if p.Kind == vault.KindOIDC {
 		// Logging in again: the same provider, into the same profile. An
 		// account profile is left alone; flows names the new one.
+		// (flows.OAuthDefaults does the same from the profiles file; here
+		// the profile is at hand, and Update reads no file.)
 		o.profile = p.Name
 		o.other = p.Server == ""
 		o.issuer.SetValue(p.Issuer)
 		o.clientID.SetValue(p.ClientID)
+		if p.Server != "" && p.ClientID != flows.DefaultClientID {
+			o.serverClient = p.ClientID
+		}
 	}
 	return o
 }
@@ -166,6 +172,7 @@ func (o *oauth) request() (flows.OAuthRequest, string, int) {
 	req := flows.OAuthRequest{Profile: o.profile}
 	if !o.other {
 		req.Server = strings.TrimRight(strings.TrimSpace(o.server.Value()), "/")
+		req.ClientID = o.serverClient
 		if req.Server == "" {
 			return req, "Type the latch server's URL, like https://auth.example.com.", rowServer
 		}
@@ -233,7 +240,7 @@ func (o *oauth) View() string {
 		b.WriteString(label(rowClientID, "Client ID") + o.clientID.View() + "\n")
 	} else {
 		b.WriteString(label(rowServer, "Server") + o.server.View() + "\n")
-		b.WriteString(indent + st.Subtle.Render("client id "+flows.DefaultClientID) + "\n")
+		b.WriteString(indent + st.Subtle.Render("client id "+firstOf(o.serverClient, flows.DefaultClientID)) + "\n")
 	}
 	b.WriteString("\n")
 	switch {
@@ -245,6 +252,16 @@ func (o *oauth) View() string {
 		b.WriteString(st.Subtle.Width(o.width).Render("enter starts the login · ←/→ changes a choice · tab moves") + "\n")
 	}
 	return b.String()
+}
+
+// firstOf is the first of s that is not empty.
+func firstOf(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // choice renders one option of a choice, marked so that it reads without

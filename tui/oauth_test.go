@@ -194,6 +194,23 @@ func TestOAuthBrowserLoginOpensTheDashboard(t *testing.T) {
 	l.waitScreen("Access token", "i shows the ID token")
 	l.keys("i")
 	l.waitScreen("ID token", "preferred_username", "ada", "nonce")
+
+	// Logging out revokes at the provider; logging in again goes back to
+	// the same provider, into the same profile.
+	l.keys("esc")
+	l.until("went back to the dashboard", func() bool { _, ok := l.top().(*dashboard); return ok })
+	l.keys("o")
+	l.until("went home", func() bool { _, ok := l.top().(*home); return ok })
+	l.waitScreen("Logged out of default: the provider revoked the session.", "logged out")
+	if n := len(idp.Stats().Revocations); n != 1 {
+		t.Fatalf("the provider revoked %d tokens, want 1", n)
+	}
+	l.keys("enter")
+	l.until("opened the OAuth screen", func() bool { _, ok := l.top().(*oauth); return ok })
+	l.waitScreen("profile default", "● other OpenID provider", "Issuer      "+fakeIssuer, "Client ID   latch-cli")
+	l.keys("enter")
+	l.until("reached the dashboard again", func() bool { _, ok := l.top().(*dashboard); return ok })
+	l.waitScreen("(profile default)")
 }
 
 func TestOAuthBrowserShowsTheURLAndEscCloses(t *testing.T) {
