@@ -138,11 +138,13 @@ func startDemoServer(ctx context.Context, o *demoOptions, dir string) (string, f
 	url := "http://" + ln.Addr().String()
 	key := make([]byte, 32)
 	rand.Read(key)
+	// The interface owns the terminal: the server must not write to it,
+	// nor the OpenID provider's library, which logs to slog's default.
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	slog.SetDefault(quiet)
 	srv, err := server.New(ctx, server.Config{
 		DBPath: filepath.Join(dir, "latch.db"), Issuer: url, SecretKey: key,
-		AccessTTL: o.AccessTTL, RefreshTTL: o.RefreshTTL,
-		// The interface owns the terminal: the server must not write to it.
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AccessTTL: o.AccessTTL, RefreshTTL: o.RefreshTTL, Logger: quiet,
 	})
 	if err != nil {
 		ln.Close()

@@ -101,6 +101,8 @@ func serveRun(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The OpenID provider's library logs only to slog's default logger.
+	slog.SetDefault(logger)
 	tls := o.TLSCert != "" || o.TLSKey != ""
 	if tls && (o.TLSCert == "" || o.TLSKey == "") {
 		return usagef("--tls-cert and --tls-key go together")

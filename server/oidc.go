@@ -67,7 +67,7 @@ func (s *Server) newProvider() (*op.Provider, *opStorage, error) {
 		SupportedScopes:          defaultScopes,
 		DeviceAuthorization: op.DeviceAuthorizationConfig{
 			Lifetime:     deviceCodeTTL,
-			PollInterval: devicePoll,
+			PollInterval: s.cfg.DevicePoll,
 			UserFormPath: devicePath,
 			UserCode:     op.UserCodeBase20,
 		},

@@ -50,6 +50,9 @@ type Config struct {
 	// Clients are the OpenID provider's OAuth clients besides the built-in
 	// latch-cli (see ClientConfig and LoadClients).
 	Clients []ClientConfig
+	// DevicePoll is the interval device-grant clients are told to poll at
+	// (5 s, RFC 8628's default).
+	DevicePoll time.Duration
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -76,6 +79,7 @@ func (c *Config) setDefaults() {
 	def(&c.AccessTTL, DefaultAccessTTL)
 	def(&c.RefreshTTL, DefaultRefreshTTL)
 	def(&c.SessionMax, DefaultSessionMax)
+	def(&c.DevicePoll, devicePoll)
 	if c.ReuseGrace == 0 {
 		c.ReuseGrace = DefaultReuseGrace
 	}
