@@ -55,7 +55,7 @@ func (c *wallClock) Add(d time.Duration) {
 	c.off += d
 }
 
-func newServeEnv(t testing.TB) *serveEnv {
+func newServeEnv(t testing.TB, mod ...func(*server.Config)) *serveEnv {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
@@ -65,11 +65,15 @@ func newServeEnv(t testing.TB) *serveEnv {
 	}
 	url := "http://" + ln.Addr().String()
 	c := &wallClock{}
-	srv, err := server.New(ctx, server.Config{
+	cfg := server.Config{
 		DBPath: server.MemoryDB, Issuer: url, SecretKey: bytes.Repeat([]byte{5}, 32),
 		RateIP: -1, RateAccount: -1, Now: c.Now,
 		DevicePoll: time.Second,
-	})
+	}
+	for _, f := range mod {
+		f(&cfg)
+	}
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)
