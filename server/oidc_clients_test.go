@@ -79,14 +79,14 @@ func TestOIDCConsent(t *testing.T) {
 		t.Run(decision, func(t *testing.T) {
 			a := newAuthorization(cfg)
 			b := e.newBrowser()
-			p := b.login(b.get(a.url()), "alice")
-			text := p.text()
+			p := submitLogin(t, b, b.Get(a.url()), "alice")
+			text := p.Text()
 			for _, want := range []string{"Notes App", "alice", "email address", "Stay signed in"} {
 				if !strings.Contains(text, want) {
 					t.Errorf("consent page lacks %q: %s", want, text)
 				}
 			}
-			q := e.callback(t, a, b.next(b.submit(p, nil, "decision", decision)))
+			q := e.callback(t, a, b.Next(b.Submit(p, nil, "decision", decision)))
 			if decision == "deny" {
 				if q.Get("error") != "access_denied" || q.Get("code") != "" {
 					t.Fatalf("deny: %v", q)
@@ -124,7 +124,7 @@ func TestOIDCConfidentialClient(t *testing.T) {
 	right := e.oauthConfig("web", webSecret, "https://portal.example/cb")
 	a := newAuthorization(right)
 	b := e.newBrowser()
-	q := e.callback(t, a, b.next(b.submit(b.login(b.get(a.url()), "alice"), nil, "decision", "approve")))
+	q := e.callback(t, a, b.Next(b.Submit(submitLogin(t, b, b.Get(a.url()), "alice"), nil, "decision", "approve")))
 
 	wrong := *right
 	wrong.ClientSecret = "not-the-secret"

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/latch-dev/latch/internal/webform"
 )
 
 // startDevice starts a device authorization as latch-cli.
@@ -26,21 +28,21 @@ func (e *env) startDevice(t *testing.T, cfg *oauth2.Config) *oauth2.DeviceAuthRe
 
 // approveDevice walks the browser through the verification page: the code
 // (prefilled), login as name (with a code step if step is set), consent.
-func (e *env) approveDevice(t *testing.T, da *oauth2.DeviceAuthResponse, name, decision string, step func(*browser, *page) *page) *page {
+func (e *env) approveDevice(t *testing.T, da *oauth2.DeviceAuthResponse, name, decision string, step func(*webform.Browser, *webform.Page) *webform.Page) *webform.Page {
 	t.Helper()
 	b := e.newBrowser()
-	p := b.get(da.VerificationURIComplete)
-	if f := field(p, "user_code"); f == nil || attr(f, "value") != da.UserCode {
-		t.Fatalf("device page: want user_code prefilled: %s", p.body)
+	p := b.Get(da.VerificationURIComplete)
+	if f := p.Field("user_code"); f == nil || webform.Attr(f, "value") != da.UserCode {
+		t.Fatalf("device page: want user_code prefilled: %s", p.Body)
 	}
-	p = b.login(b.submit(p, nil), name)
+	p = submitLogin(t, b, b.Submit(p, nil), name)
 	if step != nil {
 		p = step(b, p)
 	}
-	if !strings.Contains(p.text(), "latch (command line)") || !strings.Contains(p.text(), "Stay signed in") {
-		t.Fatalf("want the consent page with the client and scopes: %s", p.text())
+	if !strings.Contains(p.Text(), "latch (command line)") || !strings.Contains(p.Text(), "Stay signed in") {
+		t.Fatalf("want the consent page with the client and scopes: %s", p.Text())
 	}
-	return b.submit(p, nil, "decision", decision)
+	return b.Submit(p, nil, "decision", decision)
 }
 
 // deviceToken polls once a second (the server says 5: x/oauth2 would wait).
@@ -59,12 +61,12 @@ func TestOIDCDeviceGrant(t *testing.T) {
 	cfg := e.cliConfig("127.0.0.1")
 	for _, tc := range []struct {
 		name string
-		step func(*browser, *page) *page
+		step func(*webform.Browser, *webform.Page) *webform.Page
 	}{
 		{"alice", nil},
-		{"mallory", func(b *browser, p *page) *page {
+		{"mallory", func(b *webform.Browser, p *webform.Page) *webform.Page {
 			e.clock.Add(30 * time.Second)
-			return b.submit(p, map[string]string{"code": totpCode(t, u.secret, e.clock.Now())})
+			return b.Submit(p, map[string]string{"code": totpCode(t, u.secret, e.clock.Now())})
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,8 +78,8 @@ func TestOIDCDeviceGrant(t *testing.T) {
 				t.Fatalf("before approval: %d %v", status, m)
 			}
 			done := e.approveDevice(t, da, tc.name, "approve", tc.step)
-			if !strings.Contains(done.text(), "approved") {
-				t.Fatalf("result page: %s", done.text())
+			if !strings.Contains(done.Text(), "approved") {
+				t.Fatalf("result page: %s", done.Text())
 			}
 			tok, err := deviceToken(cfg, da)
 			if err != nil {
@@ -109,8 +111,8 @@ func TestOIDCDeviceDenied(t *testing.T) {
 	e.register("alice", "alice@example.com")
 	cfg := e.cliConfig("127.0.0.1")
 	da := e.startDevice(t, cfg)
-	if p := e.approveDevice(t, da, "alice", "deny", nil); !strings.Contains(p.text(), "denied") {
-		t.Fatalf("result page: %s", p.text())
+	if p := e.approveDevice(t, da, "alice", "deny", nil); !strings.Contains(p.Text(), "denied") {
+		t.Fatalf("result page: %s", p.Text())
 	}
 	if _, err := deviceToken(cfg, da); oauthErr(err) != "access_denied" {
 		t.Fatalf("denied: %v", err)
@@ -133,9 +135,9 @@ func TestOIDCDeviceExpired(t *testing.T) {
 	}
 	// Nor can the user code be entered any more.
 	b := e.newBrowser()
-	p := b.submit(b.get(da.VerificationURIComplete), nil)
-	if p.status != http.StatusBadRequest || field(p, "password") != nil {
-		t.Fatalf("expired user code accepted: %d %s", p.status, p.text())
+	p := b.Submit(b.Get(da.VerificationURIComplete), nil)
+	if p.Status != http.StatusBadRequest || p.Field("password") != nil {
+		t.Fatalf("expired user code accepted: %d %s", p.Status, p.Text())
 	}
 }
 
@@ -156,12 +158,12 @@ func TestOIDCDeviceUserCodeTyped(t *testing.T) {
 	e.register("alice", "alice@example.com")
 	da := e.startDevice(t, e.cliConfig("127.0.0.1"))
 	b := e.newBrowser()
-	p := b.get(e.srv.cfg.Issuer + "/device")
+	p := b.Get(e.srv.cfg.Issuer + "/device")
 	typed := strings.ToLower(strings.ReplaceAll(da.UserCode, "-", " "))
-	if p = b.submit(p, map[string]string{"user_code": typed}); field(p, "password") == nil {
-		t.Fatalf("typed user code %q refused: %s", typed, p.text())
+	if p = b.Submit(p, map[string]string{"user_code": typed}); p.Field("password") == nil {
+		t.Fatalf("typed user code %q refused: %s", typed, p.Text())
 	}
-	if p = b.submit(p, map[string]string{"csrf": "\x00", "username": "alice", "password": goodPassword}); p.status != http.StatusForbidden {
-		t.Fatalf("device login without CSRF token: %d", p.status)
+	if p = b.Submit(p, map[string]string{"csrf": "\x00", "username": "alice", "password": goodPassword}); p.Status != http.StatusForbidden {
+		t.Fatalf("device login without CSRF token: %d", p.Status)
 	}
 }

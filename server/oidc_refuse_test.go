@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
+
+	"github.com/latch-dev/latch/internal/webform"
 )
 
 func TestOIDCAuthorizeRefusals(t *testing.T) {
@@ -29,7 +32,7 @@ func TestOIDCAuthorizeRefusals(t *testing.T) {
 		{"bad id_token_hint", a.url(oauth2.SetAuthURLParam("id_token_hint", "not.a.token")), "login_required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := e.newBrowser().get(tc.url)
+			p := e.newBrowser().Get(tc.url)
 			q := e.callback(t, a, p)
 			if q.Get("error") != tc.want || q.Get("code") != "" {
 				t.Errorf("error = %q (%s), want %s", q.Get("error"), q.Get("error_description"), tc.want)
@@ -47,18 +50,18 @@ func TestOIDCAuthorizeRefusals(t *testing.T) {
 			cfg := *a.cfg
 			cfg.RedirectURL = redirect
 			b := &authorization{cfg: &cfg, verifier: a.verifier, state: a.state, nonce: a.nonce}
-			p := e.newBrowser().get(b.url())
-			if p.redirect != nil || p.status != http.StatusBadRequest {
-				t.Fatalf("want an error page, got %d redirect %v", p.status, p.redirect)
+			p := e.newBrowser().Get(b.url())
+			if p.Redirect != nil || p.Status != http.StatusBadRequest {
+				t.Fatalf("want an error page, got %d redirect %v", p.Status, p.Redirect)
 			}
 		})
 	}
 	t.Run("unknown client", func(t *testing.T) {
 		cfg := *a.cfg
 		cfg.ClientID = "nobody"
-		p := e.newBrowser().get((&authorization{cfg: &cfg, verifier: a.verifier}).url())
-		if p.redirect != nil || p.status != http.StatusBadRequest {
-			t.Fatalf("want an error page, got %d redirect %v", p.status, p.redirect)
+		p := e.newBrowser().Get((&authorization{cfg: &cfg, verifier: a.verifier}).url())
+		if p.Redirect != nil || p.Status != http.StatusBadRequest {
+			t.Fatalf("want an error page, got %d redirect %v", p.Status, p.Redirect)
 		}
 	})
 }
@@ -68,35 +71,35 @@ func TestOIDCLoginPage(t *testing.T) {
 	e.register("alice", "alice@example.com")
 	a := newAuthorization(e.cliConfig("127.0.0.1:5555"))
 	b := e.newBrowser()
-	p := b.get(a.url())
+	p := b.Get(a.url())
 	for name, ac := range map[string]string{"username": "username", "password": "current-password"} {
-		if f := field(p, name); f == nil || attr(f, "autocomplete") != ac {
+		if f := p.Field(name); f == nil || webform.Attr(f, "autocomplete") != ac {
 			t.Errorf("field %s: want autocomplete=%s", name, ac)
 		}
 	}
 
 	// No CSRF token: 403 and nothing happens (the login still works after).
-	r := b.submit(p, map[string]string{"username": "alice", "password": goodPassword, "csrf": "\x00"})
-	if r.status != http.StatusForbidden {
-		t.Fatalf("no CSRF token: %d", r.status)
+	r := b.Submit(p, map[string]string{"username": "alice", "password": goodPassword, "csrf": "\x00"})
+	if r.Status != http.StatusForbidden {
+		t.Fatalf("no CSRF token: %d", r.Status)
 	}
 	if n := e.srv.hasher.verifies.Load(); n != 0 {
 		t.Errorf("the password was checked %d times without a CSRF token", n)
 	}
 	// A token of another browser is no better.
 	other := e.newBrowser()
-	otherPage := other.get(a.url())
-	r = b.submit(p, map[string]string{"username": "alice", "password": goodPassword, "csrf": attr(field(otherPage, "csrf"), "value")})
-	if r.status != http.StatusForbidden {
-		t.Fatalf("another browser's CSRF token: %d", r.status)
+	otherPage := other.Get(a.url())
+	r = b.Submit(p, map[string]string{"username": "alice", "password": goodPassword, "csrf": webform.Attr(otherPage.Field("csrf"), "value")})
+	if r.Status != http.StatusForbidden {
+		t.Fatalf("another browser's CSRF token: %d", r.Status)
 	}
 
 	// A wrong password shows the form again, with an error and the name.
-	r = b.submit(p, map[string]string{"username": "alice", "password": "wrong password"})
-	if r.status != http.StatusUnauthorized || !strings.Contains(r.text(), "wrong") || attr(field(r, "username"), "value") != "alice" {
-		t.Fatalf("wrong password: %d %s", r.status, r.text())
+	r = b.Submit(p, map[string]string{"username": "alice", "password": "wrong password"})
+	if r.Status != http.StatusUnauthorized || !strings.Contains(r.Text(), "wrong") || webform.Attr(r.Field("username"), "value") != "alice" {
+		t.Fatalf("wrong password: %d %s", r.Status, r.Text())
 	}
-	q := e.callback(t, a, b.next(b.login(r, "alice")))
+	q := e.callback(t, a, b.Next(submitLogin(t, b, r, "alice")))
 
 	// The code is good once; a second redemption fails and ends the
 	// session the first one opened (RFC 6749 §4.1.2).
@@ -112,8 +115,8 @@ func TestOIDCLoginPage(t *testing.T) {
 		t.Errorf("after a code reuse the session lives on: %d", r.Status)
 	}
 	// The answer cannot be collected again either.
-	if p := b.get(e.srv.cfg.Issuer + "/authorize/callback?id=" + attr(field(p, "request"), "value")); p.redirect != nil && p.redirect.Query().Get("code") != "" {
-		t.Errorf("a second code for one authorization: %v", p.redirect)
+	if p := b.Get(e.srv.cfg.Issuer + "/authorize/callback?id=" + webform.Attr(p.Field("request"), "value")); p.Redirect != nil && p.Redirect.Query().Get("code") != "" {
+		t.Errorf("a second code for one authorization: %v", p.Redirect)
 	}
 }
 
@@ -133,13 +136,13 @@ func TestOIDCCallbackOtherBrowser(t *testing.T) {
 	e.register("alice", "alice@example.com")
 	a := newAuthorization(e.cliConfig("127.0.0.1:5555"))
 	b := e.newBrowser()
-	done := b.login(b.get(a.url()), "alice")
-	cont := find(done.doc, func(n *htmlNode) bool { return n.Data == "a" && attr(n, "id") == "continue" })
+	done := submitLogin(t, b, b.Get(a.url()), "alice")
+	cont := webform.Find(done.Doc, func(n *html.Node) bool { return n.Data == "a" && webform.Attr(n, "id") == "continue" })
 	if cont == nil {
-		t.Fatalf("no continue link: %s", done.body)
+		t.Fatalf("no continue link: %s", done.Body)
 	}
-	if p := e.newBrowser().get(attr(cont, "href")); p.redirect != nil || p.status != http.StatusForbidden {
-		t.Fatalf("another browser collected the answer: %d %v", p.status, p.redirect)
+	if p := e.newBrowser().Get(webform.Attr(cont, "href")); p.Redirect != nil || p.Status != http.StatusForbidden {
+		t.Fatalf("another browser collected the answer: %d %v", p.Status, p.Redirect)
 	}
 }
 
@@ -149,20 +152,20 @@ func TestOIDCRequestBoundToBrowser(t *testing.T) {
 	e.register("eve", "eve@example.com")
 	a := newAuthorization(e.oauthConfig("notes", "", "http://127.0.0.1:7777/cb"))
 	b := e.newBrowser()
-	login := b.get(a.url())
-	consent := b.login(login, "alice")
+	login := b.Get(a.url())
+	consent := submitLogin(t, b, login, "alice")
 	// Another browser that learnt the request id cannot log in to it…
 	other := e.newBrowser()
-	otherLogin := other.get(e.srv.cfg.Issuer + "/login?authRequestID=" + url.QueryEscape(attr(field(login, "request"), "value")))
-	if p := other.login(otherLogin, "eve"); p.status != http.StatusBadRequest || field(p, "decision") != nil {
-		t.Fatalf("another browser logged in to a bound request: %d %s", p.status, p.text())
+	otherLogin := other.Get(e.srv.cfg.Issuer + "/login?authRequestID=" + url.QueryEscape(webform.Attr(login.Field("request"), "value")))
+	if p := submitLogin(t, other, otherLogin, "eve"); p.Status != http.StatusBadRequest || p.Field("decision") != nil {
+		t.Fatalf("another browser logged in to a bound request: %d %s", p.Status, p.Text())
 	}
 	// …nor answer its consent, even with a CSRF token of its own.
-	if p := other.submit(consent, map[string]string{"csrf": attr(field(otherLogin, "csrf"), "value")}, "decision", "approve"); p.status != http.StatusBadRequest {
-		t.Fatalf("consent from another browser: %d", p.status)
+	if p := other.Submit(consent, map[string]string{"csrf": webform.Attr(otherLogin.Field("csrf"), "value")}, "decision", "approve"); p.Status != http.StatusBadRequest {
+		t.Fatalf("consent from another browser: %d", p.Status)
 	}
 	// The first browser still can.
-	if q := e.callback(t, a, b.next(b.submit(consent, nil, "decision", "approve"))); q.Get("code") == "" {
+	if q := e.callback(t, a, b.Next(b.Submit(consent, nil, "decision", "approve"))); q.Get("code") == "" {
 		t.Fatalf("no code: %v", q)
 	}
 }
@@ -172,13 +175,13 @@ func TestOIDCLoginPageRateLimited(t *testing.T) {
 	e.register("alice", "alice@example.com")
 	a := newAuthorization(e.cliConfig("127.0.0.1:5555"))
 	b := e.newBrowser()
-	p := b.submit(b.get(a.url()), map[string]string{"username": "alice", "password": "wrong password"})
-	if p.status != http.StatusUnauthorized {
-		t.Fatalf("first attempt: %d", p.status)
+	p := b.Submit(b.Get(a.url()), map[string]string{"username": "alice", "password": "wrong password"})
+	if p.Status != http.StatusUnauthorized {
+		t.Fatalf("first attempt: %d", p.Status)
 	}
-	p = b.login(p, "alice")
-	if p.status != http.StatusTooManyRequests || !strings.Contains(p.text(), "Too many attempts") || field(p, "password") == nil {
-		t.Fatalf("second attempt: want the form with a rate-limit error, got %d %s", p.status, p.text())
+	p = submitLogin(t, b, p, "alice")
+	if p.Status != http.StatusTooManyRequests || !strings.Contains(p.Text(), "Too many attempts") || p.Field("password") == nil {
+		t.Fatalf("second attempt: want the form with a rate-limit error, got %d %s", p.Status, p.Text())
 	}
 	if n := e.srv.metrics.logins.get("limited"); n != 1 {
 		t.Errorf("latch_logins_total{result=limited} = %d", n)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/latch-dev/latch/internal/webform"
 )
 
 // authorization is one run of the browser part of the code flow.
@@ -34,27 +36,27 @@ func (a *authorization) url(extra ...oauth2.AuthCodeOption) string {
 	return a.cfg.AuthCodeURL(a.state, opts...)
 }
 
-// login submits the login form of p as name with goodPassword.
-func (b *browser) login(p *page, name string) *page {
-	b.t.Helper()
-	if field(p, "username") == nil {
-		b.t.Fatalf("want the login page, got %d %s: %s", p.status, p.url, p.body)
+// submitLogin submits the login form of p as name with goodPassword.
+func submitLogin(t testing.TB, b *webform.Browser, p *webform.Page, name string) *webform.Page {
+	t.Helper()
+	if p.Field("username") == nil {
+		t.Fatalf("want the login page, got %d %s: %s", p.Status, p.URL, p.Body)
 	}
-	return b.submit(p, map[string]string{"username": name, "password": goodPassword})
+	return b.Submit(p, map[string]string{"username": name, "password": goodPassword})
 }
 
 // callback is where the browser was sent back to the client, checked
 // against the authorization: redirect URI, state and iss.
-func (e *env) callback(t *testing.T, a *authorization, p *page) url.Values {
+func (e *env) callback(t *testing.T, a *authorization, p *webform.Page) url.Values {
 	t.Helper()
-	if p.redirect == nil {
-		t.Fatalf("want a redirect to the client, got %d %s: %s", p.status, p.url, p.body)
+	if p.Redirect == nil {
+		t.Fatalf("want a redirect to the client, got %d %s: %s", p.Status, p.URL, p.Body)
 	}
 	want, _ := url.Parse(a.cfg.RedirectURL)
-	if p.redirect.Host != want.Host || p.redirect.Path != want.Path {
-		t.Fatalf("redirected to %s, want %s", p.redirect, a.cfg.RedirectURL)
+	if p.Redirect.Host != want.Host || p.Redirect.Path != want.Path {
+		t.Fatalf("redirected to %s, want %s", p.Redirect, a.cfg.RedirectURL)
 	}
-	q := p.redirect.Query()
+	q := p.Redirect.Query()
 	if q.Get("state") != a.state {
 		t.Errorf("state = %q, want %q", q.Get("state"), a.state)
 	}
@@ -66,14 +68,14 @@ func (e *env) callback(t *testing.T, a *authorization, p *page) url.Values {
 
 // codeFlow logs name in through the browser and returns the callback's
 // query; extra pages (a code step) are handled by step.
-func (e *env) codeFlow(t *testing.T, a *authorization, name string, step func(*browser, *page) *page) url.Values {
+func (e *env) codeFlow(t *testing.T, a *authorization, name string, step func(*webform.Browser, *webform.Page) *webform.Page) url.Values {
 	t.Helper()
 	b := e.newBrowser()
-	p := b.login(b.get(a.url()), name)
+	p := submitLogin(t, b, b.Get(a.url()), name)
 	if step != nil {
 		p = step(b, p)
 	}
-	return e.callback(t, a, b.next(p))
+	return e.callback(t, a, b.Next(p))
 }
 
 // verifyID checks an ID token's signature through the JWKS, iss, aud and
@@ -156,15 +158,15 @@ func TestOIDCCodeFlowMFA(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newAuthorization(e.cliConfig("127.0.0.1:4242"))
-			q := e.codeFlow(t, a, "bob", func(b *browser, p *page) *page {
-				if f := field(p, "code"); f == nil || attr(f, "autocomplete") != "one-time-code" {
-					t.Fatalf("want the code step: %s", p.body)
+			q := e.codeFlow(t, a, "bob", func(b *webform.Browser, p *webform.Page) *webform.Page {
+				if f := p.Field("code"); f == nil || webform.Attr(f, "autocomplete") != "one-time-code" {
+					t.Fatalf("want the code step: %s", p.Body)
 				}
-				p = b.submit(p, map[string]string{"code": "000000"})
-				if p.status != http.StatusUnauthorized || !strings.Contains(p.text(), "wrong") || field(p, "code") == nil {
-					t.Fatalf("wrong code: want the code step again with an error, got %d %s", p.status, p.text())
+				p = b.Submit(p, map[string]string{"code": "000000"})
+				if p.Status != http.StatusUnauthorized || !strings.Contains(p.Text(), "wrong") || p.Field("code") == nil {
+					t.Fatalf("wrong code: want the code step again with an error, got %d %s", p.Status, p.Text())
 				}
-				return b.submit(p, map[string]string{"code": tc.code()})
+				return b.Submit(p, map[string]string{"code": tc.code()})
 			})
 			tok, err := a.cfg.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(a.verifier))
 			if err != nil {
