@@ -61,7 +61,6 @@ The password is read from a masked prompt, or from stdin with
 	f.BoolVar(&o.PasswordStdin, "password-stdin", false, "read the password from the first line of stdin")
 	f.StringVar(&o.Code, "code", "", "the second factor: a code from the authenticator app, or a backup code")
 	f.BoolVar(&o.UseBackupCode, "use-backup-code", false, "answer the second factor with the next unused backup code saved in the vault")
-	cmd.MarkFlagsMutuallyExclusive("code", "use-backup-code")
 	f.StringVar(&o.OAuth.Issuer, "issuer", "", "log in through an OpenID Connect provider: its issuer URL")
 	f.StringVar(&o.OAuth.ClientID, "client-id", "", "latch's client id at --issuer (default for a latch --server: latch-cli)")
 	f.StringVar(&o.OAuth.Scopes, "scopes", "", `OAuth scopes, space-separated (default "openid offline_access profile email")`)
@@ -69,13 +68,18 @@ The password is read from a masked prompt, or from stdin with
 	f.BoolVar(&o.OAuth.Device, "device", false, "OAuth login on another device: show a code to enter there (device grant)")
 	f.BoolVar(&o.OAuth.NoBrowser, "no-browser", false, "with --browser: print the URL, do not open a browser (also LATCH_BROWSER=none)")
 	f.DurationVar(&o.OAuth.Wait, "wait", flows.DefaultBrowserTimeout, "how long an OAuth login waits for the browser or the device approval")
-	cmd.MarkFlagsMutuallyExclusive("browser", "device")
-	cmd.MarkFlagsMutuallyExclusive("issuer", "server")
 	return cmd
 }
 
 func loginRun(ctx context.Context, o *loginOptions) error {
 	g := o.g
+	// Checked here rather than by cobra's flag groups, whose errors are not
+	// usage errors (exit 2).
+	for _, pair := range [][2]bool{{o.Code != "", o.UseBackupCode}, {o.OAuth.Browser, o.OAuth.Device}, {o.OAuth.Issuer != "", o.Server != ""}} {
+		if pair[0] && pair[1] {
+			return usagef("choose one of --code and --use-backup-code, of --browser and --device, and of --issuer and --server")
+		}
+	}
 	e, err := g.openEnv(ctx)
 	if err != nil {
 		return err

@@ -73,6 +73,9 @@ func oauthRun(ctx context.Context, o *loginOptions, e *flows.Env) error {
 	} else {
 		res, err = browserLogin(ctx, g, e, req, oo.NoBrowser, oo.Wait)
 	}
+	if errors.Is(err, context.Canceled) {
+		return errors.New("login cancelled; nothing was saved")
+	}
 	if err != nil {
 		return err
 	}
