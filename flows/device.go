@@ -27,7 +27,7 @@ type DeviceLogin struct {
 	// VerificationURIComplete includes the user code; "" when the provider
 	// sends none.
 	VerificationURIComplete string
-	// ExpiresAt is when the codes expire.
+	// ExpiresAt is when the codes expire, on the Env's clock (Env.Now).
 	ExpiresAt time.Time
 	// Interval is the wait between polls the provider asked for (it grows
 	// by 5 s each time the provider says slow_down).
@@ -52,8 +52,14 @@ func (e *Env) StartDeviceLogin(ctx context.Context, req OAuthRequest) (*DeviceLo
 	if err != nil {
 		return nil, fmt.Errorf("start the device login: %w", err)
 	}
+	// x/oauth2 turns expires_in into a wall-clock Expiry as the answer
+	// arrives, which bounds its polling; the lifetime it stands for is
+	// stamped on the Env's clock for ExpiresAt.
+	lifetime := defaultDeviceLifetime
 	if da.Expiry.IsZero() {
-		da.Expiry = time.Now().Add(defaultDeviceLifetime)
+		da.Expiry = time.Now().Add(lifetime)
+	} else {
+		lifetime = time.Until(da.Expiry).Round(time.Second)
 	}
 	interval := time.Duration(da.Interval) * time.Second
 	if interval <= 0 {
@@ -63,7 +69,7 @@ func (e *Env) StartDeviceLogin(ctx context.Context, req OAuthRequest) (*DeviceLo
 		UserCode:                da.UserCode,
 		VerificationURI:         da.VerificationURI,
 		VerificationURIComplete: da.VerificationURIComplete,
-		ExpiresAt:               da.Expiry,
+		ExpiresAt:               e.now().Add(lifetime),
 		Interval:                interval,
 		o:                       o,
 		da:                      da,

@@ -33,7 +33,7 @@ func TestDeviceLogin(t *testing.T) {
 			}
 			if !strings.HasPrefix(d.UserCode, "WDJB-") || d.VerificationURI != o.idp.URL+"/activate" ||
 				!strings.Contains(d.VerificationURIComplete, d.UserCode) || d.Interval != time.Second ||
-				time.Until(d.ExpiresAt) < 9*time.Minute {
+				d.ExpiresAt.Sub(o.clock.Now()) != 10*time.Minute {
 				t.Fatalf("device login %+v", d)
 			}
 			res, err := o.FinishDeviceLogin(o.ctx, d)
@@ -42,6 +42,33 @@ func TestDeviceLogin(t *testing.T) {
 			}
 			if res.Profile.Kind != vault.KindOIDC || res.Profile.Username != "ada" || o.stored(res.Profile.Name).ID == "" {
 				t.Fatalf("profile %+v", res.Profile)
+			}
+		})
+	}
+}
+
+// ExpiresAt is on the Env's clock, not the wall clock x/oauth2 stamps
+// its Expiry with, so that an interface counting down on that clock shows
+// the lifetime the provider gave.
+func TestDeviceLoginExpiresOnTheEnvClock(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		expiresIn time.Duration
+		want      time.Duration
+	}{
+		{"expires_in", 7 * time.Minute, 7 * time.Minute},
+		{"no expires_in", 0, defaultDeviceLifetime},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := newOAuthEnv(t, func(c *fakeidp.Config) { c.DeviceExpiresIn = tc.expiresIn })
+			o.clock.Add(-72 * time.Hour)
+			d, err := o.StartDeviceLogin(o.ctx, o.req())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := d.ExpiresAt.Sub(o.clock.Now()); got != tc.want {
+				t.Fatalf("ExpiresAt is %s after the Env's now, want %s", got, tc.want)
 			}
 		})
 	}

@@ -24,21 +24,17 @@ type oauthDevice struct {
 
 	at       *oauthAttempt
 	login    *flows.DeviceLogin
-	expires  time.Time // on the interface's clock
 	big, qr  string
 	scanLink string
 	err      error
 	work     work
 }
 
-// DeviceStartedMsg carries a device code. Lifetime is how long the code
-// has left as it arrived: the flow stamps ExpiresAt with the wall clock,
-// while the countdown runs on the interface's clock (a fake one in tests).
+// DeviceStartedMsg carries a device code, or why there is none.
 type DeviceStartedMsg struct {
-	attempt  *oauthAttempt
-	Login    *flows.DeviceLogin
-	Lifetime time.Duration
-	Err      error
+	attempt *oauthAttempt
+	Login   *flows.DeviceLogin
+	Err     error
 }
 
 func newOAuthDevice(c *Common, req flows.OAuthRequest) *oauthDevice {
@@ -57,10 +53,7 @@ func (s *oauthDevice) start() tea.Cmd {
 	req, at := s.req, s.at
 	return s.work.start("Asking the provider for a code…", at.run(func(ctx context.Context) tea.Msg {
 		d, err := s.c.Env.StartDeviceLogin(ctx, req)
-		if err != nil {
-			return DeviceStartedMsg{attempt: at, Err: err}
-		}
-		return DeviceStartedMsg{attempt: at, Login: d, Lifetime: time.Until(d.ExpiresAt).Round(time.Second)}
+		return DeviceStartedMsg{attempt: at, Login: d, Err: err}
 	}))
 }
 
@@ -84,7 +77,7 @@ func (s *oauthDevice) Update(msg tea.Msg) (Component, tea.Cmd) {
 			return s, nil
 		}
 		d := msg.Login
-		s.login, s.expires = d, s.c.Now().Add(msg.Lifetime)
+		s.login = d
 		s.big = textart.Big(d.UserCode)
 		s.scanLink = d.VerificationURIComplete
 		if s.scanLink == "" {
@@ -128,8 +121,9 @@ func (s *oauthDevice) fail(err error) {
 	s.err, s.login = err, nil
 }
 
-// left is how long the code still has.
-func (s *oauthDevice) left() time.Duration { return until(s.c.Now(), s.expires) }
+// left is how long the code still has. ExpiresAt is on the Env's clock,
+// which is the interface's unless Options.Now sets another.
+func (s *oauthDevice) left() time.Duration { return until(s.c.Now(), s.login.ExpiresAt) }
 
 func (s *oauthDevice) View() string {
 	st := s.c.Styles
@@ -175,7 +169,7 @@ func (s *oauthDevice) steps(w int) string {
 		b.WriteString(st.Subtle.Width(w).Render("Or open "+d.VerificationURIComplete+", which carries the code.") + "\n\n")
 	}
 	left := s.left()
-	expiry := "The code expires in " + short(left) + " (" + clock(s.c.Now(), s.expires) + ")."
+	expiry := "The code expires in " + short(left) + " (" + clock(s.c.Now(), d.ExpiresAt) + ")."
 	style := st.Value
 	switch {
 	case left == 0:
