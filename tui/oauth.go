@@ -305,6 +305,57 @@ func (a *oauthAttempt) run(call func(ctx context.Context) tea.Msg) tea.Cmd {
 	return func() tea.Msg { return call(a.ctx) }
 }
 
+// oauthRun is what the browser and device screens share: the request, the
+// attempt in flight, how the last one failed, and the spinner.
+type oauthRun struct {
+	c             *Common
+	width, height int
+	req           flows.OAuthRequest
+
+	at   *oauthAttempt
+	err  error // the login failed
+	work work
+}
+
+func newOAuthRun(c *Common, req flows.OAuthRequest) oauthRun {
+	return oauthRun{c: c, req: req, work: newWork(c)}
+}
+
+func (r *oauthRun) SetSize(w, h int) { r.width, r.height = w, h }
+
+func (r *oauthRun) Typing() bool { return false }
+
+// cancel abandons the attempt in flight, if any.
+func (r *oauthRun) cancel() {
+	if r.at != nil {
+		r.at.cancel()
+	}
+}
+
+// end stops the attempt and the spinner; err is why it failed, nil when
+// it succeeded.
+func (r *oauthRun) end(err error) {
+	r.work.done()
+	r.at.cancel()
+	r.err = err
+}
+
+// heading is the screen's title and the server or provider it logs in to.
+func (r *oauthRun) heading(title string) string {
+	st := r.c.Styles
+	return st.Heading.Render(title) + st.Subtle.Render(" at "+firstOf(r.req.Server, r.req.Issuer)) + "\n\n"
+}
+
+func (r *oauthRun) ShortHelp() []key.Binding {
+	km := r.c.KeyMap
+	if r.err != nil {
+		return []key.Binding{km.Retry, km.Back}
+	}
+	return []key.Binding{withHelp(km.Back, "cancel")}
+}
+
+func (r *oauthRun) FullHelp() [][]key.Binding { return [][]key.Binding{r.ShortHelp()} }
+
 // OAuthDoneMsg is the end of a browser or device login.
 type OAuthDoneMsg struct {
 	attempt *oauthAttempt
@@ -319,12 +370,8 @@ func oauthDone(res *flows.LoginResult) tea.Cmd {
 	if who == "" {
 		who = "the provider's user"
 	}
-	where := p.Server
-	if where == "" {
-		where = p.Issuer
-	}
 	return NavigateCmd(NavigateMsg{To: pageDashboard, Profile: p,
-		Note: "Logged in as " + who + " through " + where + " (profile " + p.Name + ")."})
+		Note: "Logged in as " + who + " through " + firstOf(p.Server, p.Issuer) + " (profile " + p.Name + ")."})
 }
 
 // oauthTrouble names what ended a login, and says what happened.

@@ -19,17 +19,11 @@ import (
 // to latch's loopback callback. Esc abandons the login and closes the
 // callback.
 type oauthBrowser struct {
-	c             *Common
-	width, height int
-	req           flows.OAuthRequest
-
-	at      *oauthAttempt
+	oauthRun
 	login   *flows.BrowserLogin
 	qr      string
 	opening bool  // the browser is being opened
 	openErr error // it could not be
-	err     error // the login failed
-	work    work
 }
 
 // BrowserStartedMsg carries a started browser login: its URL is ready and
@@ -47,7 +41,7 @@ type BrowserOpenedMsg struct {
 }
 
 func newOAuthBrowser(c *Common, req flows.OAuthRequest) *oauthBrowser {
-	return &oauthBrowser{c: c, req: req, work: newWork(c)}
+	return &oauthBrowser{oauthRun: newOAuthRun(c, req)}
 }
 
 func (s *oauthBrowser) Init() tea.Cmd {
@@ -78,18 +72,7 @@ func (s *oauthBrowser) start() tea.Cmd {
 	}))
 }
 
-// cancel abandons the attempt in flight, if any.
-func (s *oauthBrowser) cancel() {
-	if s.at != nil {
-		s.at.cancel()
-	}
-}
-
-func (s *oauthBrowser) SetSize(w, h int) { s.width, s.height = w, h }
-
 func (s *oauthBrowser) Title() string { return "OAuth login · browser" }
-
-func (s *oauthBrowser) Typing() bool { return false }
 
 func (s *oauthBrowser) Update(msg tea.Msg) (Component, tea.Cmd) {
 	if cmd, ok := s.work.tick(msg); ok {
@@ -126,8 +109,7 @@ func (s *oauthBrowser) Update(msg tea.Msg) (Component, tea.Cmd) {
 			s.fail(msg.Err)
 			return s, nil
 		}
-		s.work.done()
-		s.at.cancel()
+		s.end(nil)
 		return s, oauthDone(msg.Result)
 	case tea.KeyPressMsg:
 		km := s.c.KeyMap
@@ -143,19 +125,14 @@ func (s *oauthBrowser) Update(msg tea.Msg) (Component, tea.Cmd) {
 }
 
 func (s *oauthBrowser) fail(err error) {
-	s.work.done()
-	s.at.cancel()
-	s.err, s.login, s.qr = err, nil, ""
+	s.end(err)
+	s.login, s.qr = nil, ""
 }
 
 func (s *oauthBrowser) View() string {
 	st := s.c.Styles
 	var b strings.Builder
-	where := s.req.Server
-	if where == "" {
-		where = s.req.Issuer
-	}
-	b.WriteString(st.Heading.Render("Log in in your browser") + st.Subtle.Render(" at "+where) + "\n\n")
+	b.WriteString(s.heading("Log in in your browser"))
 	switch {
 	case s.err != nil:
 		b.WriteString(troubleView(st, s.width, s.err))
@@ -210,13 +187,3 @@ func hardWrap(s string, w int) []string {
 	}
 	return append(lines, s)
 }
-
-func (s *oauthBrowser) ShortHelp() []key.Binding {
-	km := s.c.KeyMap
-	if s.err != nil {
-		return []key.Binding{km.Retry, km.Back}
-	}
-	return []key.Binding{withHelp(km.Back, "cancel")}
-}
-
-func (s *oauthBrowser) FullHelp() [][]key.Binding { return [][]key.Binding{s.ShortHelp()} }

@@ -18,16 +18,10 @@ import (
 // room, and how long the code has left, while latch polls the provider.
 // Esc abandons the login.
 type oauthDevice struct {
-	c             *Common
-	width, height int
-	req           flows.OAuthRequest
-
-	at       *oauthAttempt
+	oauthRun
 	login    *flows.DeviceLogin
 	big, qr  string
 	scanLink string
-	err      error
-	work     work
 }
 
 // DeviceStartedMsg carries a device code, or why there is none.
@@ -38,7 +32,7 @@ type DeviceStartedMsg struct {
 }
 
 func newOAuthDevice(c *Common, req flows.OAuthRequest) *oauthDevice {
-	return &oauthDevice{c: c, req: req, work: newWork(c)}
+	return &oauthDevice{oauthRun: newOAuthRun(c, req)}
 }
 
 func (s *oauthDevice) Init() tea.Cmd {
@@ -57,11 +51,7 @@ func (s *oauthDevice) start() tea.Cmd {
 	}))
 }
 
-func (s *oauthDevice) SetSize(w, h int) { s.width, s.height = w, h }
-
 func (s *oauthDevice) Title() string { return "OAuth login · device" }
-
-func (s *oauthDevice) Typing() bool { return false }
 
 func (s *oauthDevice) Update(msg tea.Msg) (Component, tea.Cmd) {
 	if cmd, ok := s.work.tick(msg); ok {
@@ -98,14 +88,13 @@ func (s *oauthDevice) Update(msg tea.Msg) (Component, tea.Cmd) {
 			s.fail(msg.Err)
 			return s, nil
 		}
-		s.work.done()
-		s.at.cancel()
+		s.end(nil)
 		return s, oauthDone(msg.Result)
 	case tea.KeyPressMsg:
 		km := s.c.KeyMap
 		switch {
 		case key.Matches(msg, km.Back):
-			s.at.cancel()
+			s.cancel()
 			return s, BackCmd
 		case s.err != nil && key.Matches(msg, km.Retry):
 			return s, s.start()
@@ -116,9 +105,8 @@ func (s *oauthDevice) Update(msg tea.Msg) (Component, tea.Cmd) {
 }
 
 func (s *oauthDevice) fail(err error) {
-	s.work.done()
-	s.at.cancel()
-	s.err, s.login = err, nil
+	s.end(err)
+	s.login = nil
 }
 
 // left is how long the code still has. ExpiresAt is on the Env's clock,
@@ -128,11 +116,7 @@ func (s *oauthDevice) left() time.Duration { return until(s.c.Now(), s.login.Exp
 func (s *oauthDevice) View() string {
 	st := s.c.Styles
 	var b strings.Builder
-	where := s.req.Server
-	if where == "" {
-		where = s.req.Issuer
-	}
-	b.WriteString(st.Heading.Render("Log in on another device") + st.Subtle.Render(" at "+where) + "\n\n")
+	b.WriteString(s.heading("Log in on another device"))
 	switch {
 	case s.err != nil:
 		b.WriteString(troubleView(st, s.width, s.err))
@@ -187,13 +171,3 @@ func indentAll(s string, n int) string {
 	pad := strings.Repeat(" ", n)
 	return pad + strings.ReplaceAll(s, "\n", "\n"+pad)
 }
-
-func (s *oauthDevice) ShortHelp() []key.Binding {
-	km := s.c.KeyMap
-	if s.err != nil {
-		return []key.Binding{km.Retry, km.Back}
-	}
-	return []key.Binding{withHelp(km.Back, "cancel")}
-}
-
-func (s *oauthDevice) FullHelp() [][]key.Binding { return [][]key.Binding{s.ShortHelp()} }
