@@ -43,6 +43,22 @@ type Options struct {
 	Transport http.RoundTripper
 }
 
+// callTimeout bounds each call: Timeout, or defaultTimeout when unset.
+func (o Options) callTimeout() time.Duration {
+	if o.Timeout <= 0 {
+		return defaultTimeout
+	}
+	return o.Timeout
+}
+
+// userAgent is latch/Version, or latch/dev when unset.
+func (o Options) userAgent() string {
+	if o.Version == "" {
+		return "latch/dev"
+	}
+	return "latch/" + o.Version
+}
+
 // Client calls one latch server. It is safe for concurrent use.
 type Client struct {
 	base      *url.URL
@@ -75,15 +91,7 @@ func New(baseURL string, opts Options) (*Client, error) {
 		SetDebug(false).
 		SetRetryCount(0).
 		SetResponseBodyLimit(MaxResponseBytes)
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = defaultTimeout
-	}
-	version := opts.Version
-	if version == "" {
-		version = "dev"
-	}
-	return &Client{base: base, http: rc, timeout: timeout, userAgent: "latch/" + version}, nil
+	return &Client{base: base, http: rc, timeout: opts.callTimeout(), userAgent: opts.userAgent()}, nil
 }
 
 // BaseURL returns the server URL the client talks to, without a trailing slash.

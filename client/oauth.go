@@ -92,20 +92,13 @@ func Discover(ctx context.Context, issuer, clientID string, opts Options) (*Prov
 	if clientID == "" {
 		return nil, errors.New("an OpenID Connect login needs a client id (--client-id)")
 	}
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = defaultTimeout
-	}
-	version := opts.Version
-	if version == "" {
-		version = "dev"
-	}
+	timeout := opts.callTimeout()
 	p := &Provider{
 		ClientID: clientID,
 		host:     u.Host,
 		timeout:  timeout,
 		hc: &http.Client{
-			Transport: &guard{base: opts.Transport, userAgent: "latch/" + version},
+			Transport: &guard{base: opts.Transport, userAgent: opts.userAgent()},
 			Timeout:   timeout,
 			// A provider's endpoints answer directly; following a redirect
 			// could carry a token or a code to another host.
