@@ -14,10 +14,13 @@ import (
 	"time"
 )
 
-// clock is a settable time source shared by a test and its server.
+// clock is a settable time source shared by a test and its server: fixed
+// until moved on, or (wall) the wall clock plus what Add moved it by.
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time
+	wall bool
+	off  time.Duration
 }
 
 func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
@@ -25,12 +28,19 @@ func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, tim
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.wall {
+		return time.Now().Add(c.off)
+	}
 	return c.t
 }
 
 func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.wall {
+		c.off += d
+		return
+	}
 	c.t = c.t.Add(d)
 }
 

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/oauth2"
 
@@ -20,15 +19,17 @@ import (
 )
 
 // newOPEnv starts a server whose issuer is its own loopback URL, so that a
-// browser and OAuth clients can follow it. Its clock starts at the wall
-// time: op stamps iat, nbf and ID-token expiry from the wall clock itself.
+// browser and OAuth clients can follow it. Its clock is the wall clock (plus
+// what a test moves it by): op stamps iat, nbf and ID-token expiry from the
+// wall clock itself, and a frozen clock would find a token issued after the
+// next second boundary "not valid yet".
 func newOPEnv(t *testing.T, mod ...func(*Config)) *env {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{t: time.Now().Truncate(time.Second)}
+	c := &clock{wall: true}
 	logs := &syncBuffer{}
 	cfg := Config{
 		DBPath:    MemoryDB,
