@@ -143,7 +143,11 @@ func secondFactor(ctx context.Context, g *globals, e *flows.Env, pending *flows.
 }
 
 func printLoggedIn(g *globals, e *flows.Env, p vault.Profile) {
-	fmt.Fprintf(g.out, "Logged in to %s as %s (profile %q).\n", p.Server, p.Username, p.Name)
+	where := p.Server
+	if where == "" {
+		where = p.Issuer
+	}
+	fmt.Fprintf(g.out, "Logged in to %s as %s (profile %q).\n", where, p.Username, p.Name)
 	fmt.Fprintf(g.err, "Session saved in the %s vault: %s.\n", e.Vault.Backend, e.Vault.Reason)
 	if e.Vault.Backend == vault.ModeMemory {
 		fmt.Fprintln(g.err, "Warning: the memory vault forgets the session when this latch exits.")

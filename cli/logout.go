@@ -38,6 +38,8 @@ session nobody can end; --local forgets the session on this machine only.`,
 			switch {
 			case local:
 				fmt.Fprintf(g.out, "Forgot the session of profile %q on this machine; it was not ended on the server.\n", res.Profile.Name)
+			case res.ProviderNotTold != "":
+				fmt.Fprintf(g.out, "Logged out of profile %q on this machine: %s.\n", res.Profile.Name, res.ProviderNotTold)
 			case res.Revoked == 0:
 				fmt.Fprintf(g.out, "Logged out of profile %q (the session had already ended on the server).\n", res.Profile.Name)
 			case all:

@@ -10,7 +10,6 @@ import (
 
 	"github.com/latch-dev/latch/flows"
 	"github.com/latch-dev/latch/internal/textart"
-	"github.com/latch-dev/latch/vault"
 )
 
 // oauthOptions are login's flags for OAuth 2.0 / OpenID Connect.
@@ -31,8 +30,8 @@ func (o *loginOptions) wantsOAuth(e *flows.Env) bool {
 	if o.Server != "" || o.Username != "" {
 		return false
 	}
-	p, err := e.Profile(o.g.profile)
-	return err == nil && p.Kind == vault.KindOIDC
+	again := e.OAuthDefaults(flows.OAuthRequest{Profile: o.g.profile})
+	return again.Server != "" || again.Issuer != ""
 }
 
 // oauthRun logs in through a browser or the device grant.
@@ -49,14 +48,10 @@ func oauthRun(ctx context.Context, o *loginOptions, e *flows.Env) error {
 	if oo.Scopes != "" {
 		req.Scopes = strings.FieldsFunc(oo.Scopes, func(r rune) bool { return r == ' ' || r == ',' })
 	}
-	if req.Server == "" && req.Issuer == "" {
-		p, err := e.Profile(g.profile)
-		if err != nil || p.Kind != vault.KindOIDC {
-			return usagef("say where to log in: --server URL (a latch server) or --issuer URL --client-id ID")
-		}
-		req.Profile, req.Server, req.Issuer, req.ClientID = p.Name, p.Server, p.Issuer, p.ClientID
+	if req = e.OAuthDefaults(req); req.Server == "" && req.Issuer == "" {
+		return usagef("say where to log in: --server URL (a latch server) or --issuer URL --client-id ID")
 	}
-	if req.Issuer != "" && req.ClientID == "" && req.Server == "" {
+	if req.Issuer != "" && req.ClientID == "" {
 		return usagef("--issuer needs --client-id (the client registered at that provider)")
 	}
 	method := flows.DefaultOAuthMethod(os.Getenv)

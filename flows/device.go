@@ -29,8 +29,8 @@ type DeviceLogin struct {
 	VerificationURIComplete string
 	// ExpiresAt is when the codes expire, on the Env's clock (Env.Now).
 	ExpiresAt time.Time
-	// Interval is the wait between polls the provider asked for (it grows
-	// by 5 s each time the provider says slow_down).
+	// Interval is the wait between polls the provider first asked for;
+	// polling adds 5 s to it each time the provider says slow_down.
 	Interval time.Duration
 
 	o  *oauthLogin

@@ -289,7 +289,18 @@ func (e *Env) OAuthDefaults(req OAuthRequest) OAuthRequest {
 	if err != nil || p.Kind != vault.KindOIDC {
 		return req
 	}
-	req.Profile = p.Name
+	again := OAuthRequestFor(p)
+	again.Scopes = req.Scopes
+	if again.ClientID == "" {
+		again.ClientID = req.ClientID
+	}
+	return again
+}
+
+// OAuthRequestFor is the login that logs in again to p, an OpenID profile:
+// the same server or provider and client, into the same profile.
+func OAuthRequestFor(p vault.Profile) OAuthRequest {
+	req := OAuthRequest{Profile: p.Name}
 	if p.Server != "" {
 		req.Server = p.Server
 		if p.ClientID != DefaultClientID {

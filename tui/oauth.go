@@ -56,14 +56,14 @@ func newOAuth(c *Common, p vault.Profile, note string) *oauth {
 	if p.Kind == vault.KindOIDC {
 		// Logging in again: the same provider, into the same profile. An
 		// account profile is left alone; flows names the new one.
-		// (flows.OAuthDefaults does the same from the profiles file; here
-		// the profile is at hand, and Update reads no file.)
-		o.profile = p.Name
-		o.other = p.Server == ""
-		o.issuer.SetValue(p.Issuer)
-		o.clientID.SetValue(p.ClientID)
-		if p.Server != "" && p.ClientID != flows.DefaultClientID {
-			o.serverClient = p.ClientID
+		again := flows.OAuthRequestFor(p)
+		o.profile = again.Profile
+		o.other = again.Server == ""
+		if o.other {
+			o.issuer.SetValue(again.Issuer)
+			o.clientID.SetValue(again.ClientID)
+		} else {
+			o.serverClient = again.ClientID
 		}
 	}
 	return o
@@ -355,6 +355,34 @@ func (r *oauthRun) ShortHelp() []key.Binding {
 }
 
 func (r *oauthRun) FullHelp() [][]key.Binding { return [][]key.Binding{r.ShortHelp()} }
+
+// update answers what both screens answer alike: the login's end, esc
+// (cancel, back) and retry after a failure. handled is false for any other
+// message.
+func (r *oauthRun) update(msg tea.Msg, start func() tea.Cmd, fail func(error)) (cmd tea.Cmd, handled bool) {
+	switch msg := msg.(type) {
+	case OAuthDoneMsg:
+		switch {
+		case msg.attempt != r.at:
+		case msg.Err != nil:
+			fail(msg.Err)
+		default:
+			r.end(nil)
+			cmd = oauthDone(msg.Result)
+		}
+		return cmd, true
+	case tea.KeyPressMsg:
+		km := r.c.KeyMap
+		switch {
+		case key.Matches(msg, km.Back):
+			r.cancel()
+			return BackCmd, true
+		case r.err != nil && key.Matches(msg, km.Retry):
+			return start(), true
+		}
+	}
+	return nil, false
+}
 
 // OAuthDoneMsg is the end of a browser or device login.
 type OAuthDoneMsg struct {

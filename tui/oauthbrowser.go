@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 
-	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
@@ -78,6 +77,9 @@ func (s *oauthBrowser) Update(msg tea.Msg) (Component, tea.Cmd) {
 	if cmd, ok := s.work.tick(msg); ok {
 		return s, cmd
 	}
+	if cmd, ok := s.update(msg, s.start, s.fail); ok {
+		return s, cmd
+	}
 	switch msg := msg.(type) {
 	case BrowserStartedMsg:
 		if msg.attempt != s.at {
@@ -100,25 +102,6 @@ func (s *oauthBrowser) Update(msg tea.Msg) (Component, tea.Cmd) {
 	case BrowserOpenedMsg:
 		if msg.attempt == s.at {
 			s.opening, s.openErr = false, msg.Err
-		}
-	case OAuthDoneMsg:
-		if msg.attempt != s.at {
-			return s, nil
-		}
-		if msg.Err != nil {
-			s.fail(msg.Err)
-			return s, nil
-		}
-		s.end(nil)
-		return s, oauthDone(msg.Result)
-	case tea.KeyPressMsg:
-		km := s.c.KeyMap
-		switch {
-		case key.Matches(msg, km.Back):
-			s.cancel()
-			return s, BackCmd
-		case s.err != nil && key.Matches(msg, km.Retry):
-			return s, s.start()
 		}
 	}
 	return s, nil

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
@@ -57,6 +56,9 @@ func (s *oauthDevice) Update(msg tea.Msg) (Component, tea.Cmd) {
 	if cmd, ok := s.work.tick(msg); ok {
 		return s, cmd
 	}
+	if cmd, ok := s.update(msg, s.start, s.fail); ok {
+		return s, cmd
+	}
 	switch msg := msg.(type) {
 	case DeviceStartedMsg:
 		if msg.attempt != s.at {
@@ -80,25 +82,6 @@ func (s *oauthDevice) Update(msg tea.Msg) (Component, tea.Cmd) {
 			res, err := s.c.Env.FinishDeviceLogin(ctx, d)
 			return OAuthDoneMsg{attempt: at, Result: res, Err: err}
 		})
-	case OAuthDoneMsg:
-		if msg.attempt != s.at {
-			return s, nil
-		}
-		if msg.Err != nil {
-			s.fail(msg.Err)
-			return s, nil
-		}
-		s.end(nil)
-		return s, oauthDone(msg.Result)
-	case tea.KeyPressMsg:
-		km := s.c.KeyMap
-		switch {
-		case key.Matches(msg, km.Back):
-			s.cancel()
-			return s, BackCmd
-		case s.err != nil && key.Matches(msg, km.Retry):
-			return s, s.start()
-		}
 	}
 	// TickMsg needs nothing more: View counts down from the clock.
 	return s, nil
