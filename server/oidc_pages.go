@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // The provider's pages: login, the second factor, consent, the device
@@ -32,7 +33,6 @@ var pagesFS embed.FS
 
 var (
 	pageCSS = mustRead("pages/style.css")
-	pages   = map[string]*template.Template{}
 	// pageCSP allows the one inline style sheet by its hash, forms posting
 	// to this server only, and nothing else.
 	pageCSP = func() string {
@@ -42,11 +42,15 @@ var (
 	}()
 )
 
-func init() {
+// pages are parsed on first use, not in init: every latch process links
+// this package, and `latch token` has no pages to show.
+var pages = sync.OnceValue(func() map[string]*template.Template {
+	m := map[string]*template.Template{}
 	for _, name := range []string{"login", "code", "consent", "device", "result"} {
-		pages[name] = template.Must(template.ParseFS(pagesFS, "pages/layout.html", "pages/"+name+".html"))
+		m[name] = template.Must(template.ParseFS(pagesFS, "pages/layout.html", "pages/"+name+".html"))
 	}
-}
+	return m
+})
 
 func mustRead(name string) string {
 	b, err := pagesFS.ReadFile(name)
@@ -86,7 +90,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	pageHeaders(w.Header())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	if err := pages[name].ExecuteTemplate(w, "layout", d); err != nil {
+	if err := pages()[name].ExecuteTemplate(w, "layout", d); err != nil {
 		s.log.Error("render page", "page", name, "err", err)
 	}
 }
@@ -97,7 +101,7 @@ func (s *Server) pageError(w http.ResponseWriter, status int, msg string) {
 	pageHeaders(w.Header())
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	pages["result"].ExecuteTemplate(w, "layout", d)
+	pages()["result"].ExecuteTemplate(w, "layout", d)
 }
 
 const browserCookie = "latch_browser"
