@@ -46,6 +46,13 @@ var (
 	ErrWrongPassphrase = errors.New("wrong vault passphrase: the vault was left unchanged; " +
 		"check LATCH_VAULT_PASSPHRASE or type it again")
 
+	// ErrLocked means the file vault is locked and nothing can unlock it
+	// here: no cached identity, no LATCH_VAULT_IDENTITY, no passphrase in
+	// the environment and no terminal to ask on. It is not a logged-out
+	// session (exit code 5, not 4).
+	ErrLocked = errors.New("the vault is locked: unlock it with latch vault unlock, " +
+		"or set LATCH_VAULT_PASSPHRASE (or LATCH_VAULT_IDENTITY / LATCH_VAULT_IDENTITY_FILE, an age identity)")
+
 	ErrCorrupt = errors.New("the vault is corrupt or truncated and was left unchanged: " +
 		"restore it from a backup, or move it aside and log in again")
 )
