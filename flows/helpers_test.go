@@ -97,7 +97,7 @@ func newEnv(t *testing.T, mod ...func(*server.Config)) *env {
 // process would.
 func (e *env) openVault() vault.Secrets {
 	e.t.Helper()
-	s, _, err := vault.Open(e.ctx, vault.ModeFile, e.dir, fixedPass)
+	s, _, err := vault.Open(e.ctx, vault.ModeFile, e.dir, vault.Options{Passphrase: fixedPass})
 	if err != nil {
 		e.t.Fatal(err)
 	}

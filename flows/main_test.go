@@ -49,7 +49,7 @@ func runTokenHelper() (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	secrets, _, err := vault.Open(ctx, vault.ModeFile, dir, fixedPass)
+	secrets, _, err := vault.Open(ctx, vault.ModeFile, dir, vault.Options{Passphrase: fixedPass})
 	if err != nil {
 		return "", err
 	}

@@ -17,6 +17,9 @@ import (
 	"github.com/gofrs/flock"
 )
 
+// vaultFiles are the files a file vault keeps in its directory.
+var vaultFiles = []string{vaultFile, vaultFile + ".lock", keyFile, keyFile + ".lock"}
+
 func newTestFile(t *testing.T, dir, pass string) *fileSecrets {
 	t.Helper()
 	s, err := newFileSecrets(dir, staticPass(pass))
@@ -40,15 +43,20 @@ func TestFileVaultOnDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.HasPrefix(raw, []byte("age-encryption.org/v1\n-> scrypt ")) {
-		t.Fatalf("vault file is not an age scrypt file: %.60q", raw)
+	if !bytes.HasPrefix(raw, []byte("age-encryption.org/v1\n-> X25519 ")) {
+		t.Fatalf("vault file is not encrypted to an X25519 recipient (format 2): %.60q", raw)
+	}
+	assertPerm(t, filepath.Join(dir, keyFile), 0o600)
+	key, _ := os.ReadFile(filepath.Join(dir, keyFile))
+	if !bytes.HasPrefix(key, []byte("age-encryption.org/v1\n-> scrypt ")) || bytes.Contains(key, []byte("AGE-SECRET-KEY")) {
+		t.Fatalf("key file is not the identity wrapped with the passphrase: %.60q", key)
 	}
 	for _, plain := range []string{"the-refresh-token", base64Of("the-refresh-token"), `"k"`} {
 		if bytes.Contains(raw, []byte(plain)) {
 			t.Fatalf("vault file contains %q in plaintext", plain)
 		}
 	}
-	assertOnlyFiles(t, dir, vaultFile, vaultFile+".lock")
+	assertOnlyFiles(t, dir, vaultFiles...)
 
 	// A second instance (another process, in effect) reads it back.
 	got, err := newTestFile(t, dir, testPass).Get(ctx, "k")
@@ -105,7 +113,7 @@ func TestFileVaultRefusesToOverwrite(t *testing.T) {
 			if !bytes.Equal(before, after) {
 				t.Fatal("the vault file changed")
 			}
-			assertOnlyFiles(t, dir, vaultFile, vaultFile+".lock")
+			assertOnlyFiles(t, dir, vaultFiles...)
 		})
 	}
 }
@@ -130,7 +138,7 @@ func TestFileVaultFullDisk(t *testing.T) {
 			if !bytes.Equal(before, after) {
 				t.Fatal("the vault file changed")
 			}
-			assertOnlyFiles(t, dir, vaultFile, vaultFile+".lock")
+			assertOnlyFiles(t, dir, vaultFiles...)
 			s.wrap = nil
 			if got, err := s.Get(ctx, "k"); err != nil || string(got) != "old" {
 				t.Fatalf("Get = %q, %v; want old", got, err)
@@ -258,7 +266,7 @@ func TestFileVaultConcurrentWriters(t *testing.T) {
 		t.Error(err)
 	}
 
-	got, err := newTestFile(t, dir, testPass).load(ctx)
+	got, err := newTestFile(t, dir, testPass).read(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,5 +288,5 @@ func TestFileVaultConcurrentWriters(t *testing.T) {
 	if len(missing) > 0 || len(got) != (goroutines+procs)*perWriter {
 		t.Fatalf("lost updates: missing %v; vault has %d keys", missing, len(got))
 	}
-	assertOnlyFiles(t, dir, vaultFile, vaultFile+".lock")
+	assertOnlyFiles(t, dir, vaultFiles...)
 }

@@ -27,11 +27,17 @@ const (
 	// maxChunks bounds one value to about 48 KB of raw bytes.
 	maxChunks = 32
 
-	valuePrefix  = "b64:"    // a whole value, base64
-	headerPrefix = "chunks:" // "chunks:N:SUM": the value is in key#1 … key#N
-	// probeKey contains '#', which validateKey refuses, so no caller's key
-	// can collide with it.
-	probeKey = "latch-probe#"
+	valuePrefix = "b64:" // a whole value, base64
+	// headerPrefix starts "chunks:N:SUM:GEN": the value is in key#GEN.1 …
+	// key#GEN.N, whose concatenation has checksum SUM (see set). Entries
+	// written before generations existed are "chunks:N:SUM" with key#1 …
+	// key#N; they are still read, and replaced by the next set.
+	headerPrefix = "chunks:"
+	// genLen is the length of a generation: random hex digits.
+	genLen = 8
+	// probePrefix starts each probe's own entry name. It contains '#',
+	// which validateKey refuses, so no caller's key can collide with it.
+	probePrefix = "latch-probe#"
 )
 
 // keyringTimeout bounds each keyring operation: go-keyring has no timeout and
@@ -148,23 +154,28 @@ func (k *keyringSecrets) Delete(ctx context.Context, key string) error {
 }
 
 // probe checks once, with a throwaway entry, that the keyring can store and
-// return a value.
+// return a value. Each probe has an entry of its own: latch processes
+// starting together would otherwise read and delete each other's.
 func (k *keyringSecrets) probe(ctx context.Context) error {
+	b := make([]byte, 16)
+	rand.Read(b)
+	name, want := probePrefix+hex.EncodeToString(b[:8]), hex.EncodeToString(b[8:])
 	return k.do(ctx, func() error {
-		b := make([]byte, 8)
-		rand.Read(b)
-		want := hex.EncodeToString(b)
-		if err := k.api.Set(k.service, probeKey, want); err != nil {
+		if err := k.api.Set(k.service, name, want); err != nil {
+			// Nothing was stored; a delete would only meet the same
+			// failure (or a prompt, on a locked keyring).
 			return classify(err)
 		}
-		got, err := k.api.Get(k.service, probeKey)
-		if err != nil {
+		got, err := k.api.Get(k.service, name)
+		// Delete even when the read failed, so that a failed probe does
+		// not leave its entry behind.
+		derr := k.api.Delete(k.service, name)
+		switch {
+		case err != nil:
 			return classify(err)
-		}
-		if err := k.api.Delete(k.service, probeKey); err != nil {
-			return classify(err)
-		}
-		if got != want {
+		case derr != nil:
+			return classify(derr)
+		case got != want:
 			return errors.New("the keyring returned a different value than was stored")
 		}
 		return nil
@@ -211,129 +222,230 @@ func chunkCount(enc string) int {
 	return (len(enc) + chunkSize - 1) / chunkSize
 }
 
-func chunkKey(key string, i int) string { return key + "#" + strconv.Itoa(i) }
-
 func checksum(enc string) string {
 	sum := sha256.Sum256([]byte(enc))
 	return hex.EncodeToString(sum[:8])
 }
 
-// header parses "chunks:N:SUM".
-func header(s string) (n int, sum string, ok bool) {
+// chunks describes a chunked value: n entries whose concatenation has
+// checksum sum, in generation gen ("" for the legacy, generation-less names).
+type chunks struct {
+	n   int
+	sum string
+	gen string
+}
+
+// key names chunk i (1-based) of the value under key: "key#GEN.i", or
+// "key#i" for the legacy format.
+func (c chunks) key(key string, i int) string {
+	if c.gen == "" {
+		return key + "#" + strconv.Itoa(i)
+	}
+	return key + "#" + c.gen + "." + strconv.Itoa(i)
+}
+
+func (c chunks) header() string {
+	return headerPrefix + strconv.Itoa(c.n) + ":" + c.sum + ":" + c.gen
+}
+
+// parseHeader parses "chunks:N:SUM:GEN", and the legacy "chunks:N:SUM".
+func parseHeader(s string) (chunks, bool) {
 	rest, ok := strings.CutPrefix(s, headerPrefix)
 	if !ok {
-		return 0, "", false
+		return chunks{}, false
 	}
-	ns, sum, ok := strings.Cut(rest, ":")
-	n, err := strconv.Atoi(ns)
-	if !ok || err != nil || n < 2 || n > maxChunks || len(sum) != 16 {
-		return 0, "", false
+	f := strings.Split(rest, ":")
+	if len(f) != 2 && len(f) != 3 {
+		return chunks{}, false
 	}
-	return n, sum, true
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n < 2 || n > maxChunks || len(f[1]) != 16 {
+		return chunks{}, false
+	}
+	c := chunks{n: n, sum: f[1]}
+	if len(f) == 3 {
+		if !isGen(f[2]) {
+			return chunks{}, false
+		}
+		c.gen = f[2]
+	}
+	return c, true
 }
+
+func isGen(s string) bool {
+	if len(s) != genLen {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// newGen returns a random generation other than old.
+func newGen(old string) string {
+	b := make([]byte, genLen/2)
+	for {
+		rand.Read(b)
+		if g := hex.EncodeToString(b); g != old {
+			return g
+		}
+	}
+}
+
+// getAttempts bounds how often get starts over when a set in another process
+// replaced the value while get was reading its chunks.
+const getAttempts = 3
 
 // get reads key, reassembling chunks, and fails with ErrCorrupt rather than
 // return a mix of two writes.
 func (k *keyringSecrets) get(key string) ([]byte, error) {
-	s, err := k.api.Get(k.service, key)
-	if err != nil {
-		return nil, classify(err)
+	var prev string
+	var lastErr error
+	for attempt := range getAttempts {
+		s, err := k.api.Get(k.service, key)
+		if err != nil {
+			return nil, classify(err)
+		}
+		if attempt > 0 && s == prev {
+			// The header did not change: the chunks really are bad
+			// (or the keyring failed), not replaced under us.
+			return nil, lastErr
+		}
+		v, chunkErr, err := k.decode(key, s)
+		if !chunkErr {
+			return v, err
+		}
+		// A set in another process may have switched the header and
+		// deleted the chunks this one names after it was read; then the
+		// header now differs and reading again gives the new value.
+		prev, lastErr = s, err
 	}
+	return nil, lastErr
+}
+
+// decode turns the entry s stored under key into the value, reading chunks
+// if s is a header. chunkErr reports an error reading or checking the chunks,
+// which a concurrent set can explain.
+func (k *keyringSecrets) decode(key, s string) (v []byte, chunkErr bool, err error) {
 	var enc string
 	switch {
 	case strings.HasPrefix(s, valuePrefix):
 		enc = s[len(valuePrefix):]
 	case strings.HasPrefix(s, headerPrefix):
-		n, sum, ok := header(s)
+		c, ok := parseHeader(s)
 		if !ok {
-			return nil, fmt.Errorf("bad chunk header: %w", ErrCorrupt)
+			return nil, false, fmt.Errorf("bad chunk header: %w", ErrCorrupt)
 		}
 		var b strings.Builder
-		for i := 1; i <= n; i++ {
-			part, err := k.api.Get(k.service, chunkKey(key, i))
+		for i := 1; i <= c.n; i++ {
+			part, err := k.api.Get(k.service, c.key(key, i))
 			if errors.Is(err, keyring.ErrNotFound) {
-				return nil, fmt.Errorf("chunk %d of %d is missing: %w", i, n, ErrCorrupt)
+				return nil, true, fmt.Errorf("chunk %d of %d is missing: %w", i, c.n, ErrCorrupt)
 			}
 			if err != nil {
-				return nil, classify(err)
+				return nil, true, classify(err)
 			}
 			b.WriteString(part)
 		}
 		enc = b.String()
-		if checksum(enc) != sum {
-			return nil, fmt.Errorf("chunks do not match their header (an interrupted write?): %w", ErrCorrupt)
+		if checksum(enc) != c.sum {
+			return nil, true, fmt.Errorf("chunks do not match their header: %w", ErrCorrupt)
 		}
 	default:
-		return nil, fmt.Errorf("entry was not written by latch: %w", ErrCorrupt)
+		return nil, false, fmt.Errorf("entry was not written by latch: %w", ErrCorrupt)
 	}
-	v, err := base64.StdEncoding.DecodeString(enc)
+	v, err = base64.StdEncoding.DecodeString(enc)
 	if err != nil {
-		return nil, fmt.Errorf("bad encoding: %w", ErrCorrupt)
+		return nil, false, fmt.Errorf("bad encoding: %w", ErrCorrupt)
 	}
-	return v, nil
+	return v, false, nil
 }
 
-// oldChunks returns how many chunks the entry under key has now (0 if it is
-// absent, whole, or unreadable as chunks).
-func (k *keyringSecrets) oldChunks(key string) (int, error) {
+// current returns the chunks the entry under key references now; ok is
+// false if it is absent, whole, or not a chunk header.
+func (k *keyringSecrets) current(key string) (c chunks, ok bool, err error) {
 	s, err := k.api.Get(k.service, key)
 	if errors.Is(err, keyring.ErrNotFound) {
-		return 0, nil
+		return chunks{}, false, nil
 	}
 	if err != nil {
-		return 0, classify(err)
+		return chunks{}, false, classify(err)
 	}
-	n, _, _ := header(s)
-	return n, nil
+	c, ok = parseHeader(s)
+	return c, ok, nil
 }
 
-// set writes the chunks first and the header last, then drops chunks the
-// previous value had beyond the new count. An interrupted write leaves a
-// header whose checksum does not match, which get reports as ErrCorrupt.
+// set replaces the value under key so that a process killed at any point
+// leaves either the old value or the new one readable. A reader sees:
+//
+//  1. while the new generation's chunks ("key#GEN.i", GEN random) are
+//     written: the old value, since the entry at key (whole value or header)
+//     and the old generation's chunks are untouched, and nothing references
+//     the new generation yet;
+//  2. after the one Set that replaces the entry at key (the atomic step: a
+//     keyring replaces one entry whole): the new value, all of whose chunks
+//     exist already;
+//  3. while the old generation's chunks (or legacy "key#i" chunks) are
+//     deleted: still the new value; those chunks are unreferenced. A reader
+//     in another process that read the old header just before step 2 may
+//     find them gone; get then sees the header changed and reads again.
+//
+// A kill in step 1 or 3 orphans one generation's chunks. Nothing references
+// them and keyringAPI cannot list entries to find them later, so they stay
+// (at most maxChunks small entries per kill) until the user clears latch's
+// entries from the keyring. A set that returns nil leaves none behind.
 func (k *keyringSecrets) set(key, enc string) error {
-	old, err := k.oldChunks(key)
+	old, chunked, err := k.current(key)
 	if err != nil {
 		return err
 	}
-	n := chunkCount(enc)
-	if n == 1 {
+	if n := chunkCount(enc); n == 1 {
 		if err := k.api.Set(k.service, key, valuePrefix+enc); err != nil {
 			return classify(err)
 		}
 	} else {
+		c := chunks{n: n, sum: checksum(enc), gen: newGen(old.gen)}
 		for i := 1; i <= n; i++ {
 			part := enc[(i-1)*chunkSize : min(i*chunkSize, len(enc))]
-			if err := k.api.Set(k.service, chunkKey(key, i), part); err != nil {
+			if err := k.api.Set(k.service, c.key(key, i), part); err != nil {
 				return classify(err)
 			}
 		}
-		h := headerPrefix + strconv.Itoa(n) + ":" + checksum(enc)
-		if err := k.api.Set(k.service, key, h); err != nil {
+		if err := k.api.Set(k.service, key, c.header()); err != nil {
 			return classify(err)
 		}
 	}
-	if n == 1 {
-		n = 0 // a whole value has no chunks
+	if !chunked {
+		return nil
 	}
-	return k.dropChunks(key, n+1, old)
+	if err := k.dropChunks(key, old); err != nil {
+		return fmt.Errorf("the new value is stored, but removing the previous one's chunks failed: %w", err)
+	}
+	return nil
 }
 
 // del removes the header first, so that an interrupted delete leaves only
 // unreachable chunks, never a header pointing at missing ones.
 func (k *keyringSecrets) del(key string) error {
-	old, err := k.oldChunks(key)
+	old, chunked, err := k.current(key)
 	if err != nil {
 		return err
 	}
 	if err := k.api.Delete(k.service, key); err != nil && !errors.Is(err, keyring.ErrNotFound) {
 		return classify(err)
 	}
-	return k.dropChunks(key, 1, old)
+	if !chunked {
+		return nil
+	}
+	return k.dropChunks(key, old)
 }
 
-func (k *keyringSecrets) dropChunks(key string, from, to int) error {
-	for i := from; i <= to; i++ {
-		if err := k.api.Delete(k.service, chunkKey(key, i)); err != nil && !errors.Is(err, keyring.ErrNotFound) {
+func (k *keyringSecrets) dropChunks(key string, c chunks) error {
+	for i := 1; i <= c.n; i++ {
+		if err := k.api.Delete(k.service, c.key(key, i)); err != nil && !errors.Is(err, keyring.ErrNotFound) {
 			return classify(err)
 		}
 	}

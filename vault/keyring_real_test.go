@@ -11,21 +11,26 @@ package vault
 // login collection and wants a prompt, so every call fails as locked.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/godbus/dbus/v5"
 	"github.com/zalando/go-keyring"
+	ss "github.com/zalando/go-keyring/secret_service"
 )
 
 const howToRun = `to run it: dbus-run-session -- sh -c 'export XDG_DATA_HOME="$(mktemp -d)"; ` +
@@ -114,29 +119,44 @@ func TestRealKeyring(t *testing.T) {
 		}
 	}
 
-	// The big value really is spread over small entries.
-	chunks := func() int {
+	// The big value really is spread over small entries, and a new value
+	// leaves none of the previous generation's behind.
+	header := func() chunks {
+		t.Helper()
+		s, err := keyring.Get(keyringService, keys[2])
+		c, ok := parseHeader(s)
+		if err != nil || !ok || c.gen == "" {
+			t.Fatalf("entry of the big value = %.40q, %v; want a chunk header with a generation", s, err)
+		}
+		return c
+	}
+	stored := func(c chunks) int {
 		n := 0
 		for i := 1; i <= maxChunks; i++ {
-			if _, err := keyring.Get(keyringService, chunkKey(keys[2], i)); err == nil {
+			if _, err := keyring.Get(keyringService, c.key(keys[2], i)); err == nil {
 				n++
 			}
 		}
 		return n
 	}
-	if n := chunks(); n != 6 {
-		t.Fatalf("big value stored in %d chunks, want 6", n)
+	first := header()
+	if n := stored(first); first.n != 6 || n != 6 {
+		t.Fatalf("big value stored in %d chunks (header says %d), want 6", n, first.n)
 	}
 	if err := k.Set(ctx, keys[2], big[:3000]); err != nil {
 		t.Fatal(err)
 	}
-	if n := chunks(); n != 2 {
-		t.Fatalf("after shrinking, %d chunks remain, want 2", n)
+	second := header()
+	if n := stored(second); second.n != 2 || n != 2 {
+		t.Fatalf("after shrinking, %d chunks are stored (header says %d), want 2", n, second.n)
+	}
+	if n := stored(first); n != 0 {
+		t.Fatalf("after shrinking, %d chunks of the previous value remain", n)
 	}
 	if err := k.Delete(ctx, keys[2]); err != nil {
 		t.Fatal(err)
 	}
-	if n := chunks(); n != 0 {
+	if n := stored(second); n != 0 {
 		t.Fatalf("after Delete, %d chunks remain", n)
 	}
 	if _, err := k.Get(ctx, keys[2]); !errors.Is(err, ErrNotFound) {
@@ -146,7 +166,7 @@ func TestRealKeyring(t *testing.T) {
 		t.Fatalf("Delete(absent) = %v", err)
 	}
 
-	_, c, err := Open(ctx, ModeAuto, t.TempDir(), staticPass(testPass))
+	_, c, err := Open(ctx, ModeAuto, t.TempDir(), Options{Passphrase: staticPass(testPass)})
 	if err != nil || c.Backend != ModeKeyring {
 		t.Fatalf("Open(auto) = %+v, %v; want the keyring", c, err)
 	}
@@ -229,5 +249,170 @@ func TestRealKeyringUnavailable(t *testing.T) {
 				t.Fatalf("got %q, want [%s file %q…]\nstderr:\n%s", lines, tt.sentinel, tt.reason, &stderr)
 			}
 		})
+	}
+}
+
+// crashValues are the two values the crash helper alternates between: 4 and
+// 3 chunks, so that every set both replaces and drops chunks.
+func crashValues() [2][]byte {
+	return [2][]byte{
+		bytes.Repeat([]byte("A-latch-crash\x00"), 430)[:6000],
+		bytes.Repeat([]byte("B-latch-crash\xff"), 330)[:4500],
+	}
+}
+
+// runKeyringWriter is the crash test's child: it sets HELPER_KEY in the real
+// keyring under service HELPER_SERVICE to each crash value in turn, printing
+// "ready" after the first set, until it is killed.
+func runKeyringWriter() int {
+	service, key := os.Getenv("HELPER_SERVICE"), os.Getenv("HELPER_KEY")
+	if service == "" || key == "" {
+		fmt.Fprintln(os.Stderr, "keyring writer: bad helper arguments")
+		return 2
+	}
+	k := newKeyringSecrets(systemKeyring{})
+	k.service = service
+	values := crashValues()
+	for i := 1; ; i++ {
+		if err := k.Set(context.Background(), key, values[i%2]); err != nil {
+			fmt.Fprintln(os.Stderr, "keyring writer:", err)
+			return 1
+		}
+		if i == 1 {
+			fmt.Println("ready")
+		}
+	}
+}
+
+// TestRealKeyringCrash kills a process that is rewriting a chunked value, at
+// random moments, and reads the value after every kill: it must be one of
+// the two values written, never corrupt.
+func TestRealKeyringCrash(t *testing.T) {
+	k := realKeyring(t)
+	ctx := context.Background()
+	b := make([]byte, 6)
+	rand.Read(b)
+	k.service = "latch-test-crash-" + hex.EncodeToString(b)
+	const key = "session"
+	t.Cleanup(func() {
+		if err := keyring.DeleteAll(k.service); err != nil {
+			t.Errorf("cleaning up %s: %v", k.service, err)
+		}
+	})
+	values := crashValues()
+	if err := k.Set(ctx, key, values[0]); err != nil {
+		t.Fatal(err)
+	}
+
+	const kills = 40
+	deadline := time.Now().Add(25 * time.Second)
+	var rounds, corrupt int
+	seen := [2]int{}
+	for rounds < kills && time.Now().Before(deadline) {
+		rounds++
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), helperEnv+"=keyring-writer", "HELPER_SERVICE="+k.service, "HELPER_KEY="+key)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ready := make(chan bool, 1)
+		go func() {
+			line, _ := bufio.NewReader(stdout).ReadString('\n')
+			ready <- line == "ready\n"
+		}()
+		select {
+		case ok := <-ready:
+			if !ok {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("round %d: the writer stopped before its first set:\n%s", rounds, &stderr)
+			}
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("round %d: the writer did not start writing:\n%s", rounds, &stderr)
+		}
+		// The random wait is the point of the test: where in a set the
+		// kill lands.
+		time.Sleep(time.Duration(5+mrand.IntN(76)) * time.Millisecond)
+		cmd.Process.Kill()
+		if err := cmd.Wait(); !isKilled(err) {
+			t.Fatalf("round %d: the writer ended on its own (%v) before the kill:\n%s", rounds, err, &stderr)
+		}
+
+		got, err := k.Get(ctx, key)
+		switch {
+		case err == nil && bytes.Equal(got, values[0]):
+			seen[0]++
+		case err == nil && bytes.Equal(got, values[1]):
+			seen[1]++
+		default:
+			corrupt++
+			t.Logf("round %d: after the kill Get = %d bytes, %v", rounds, len(got), err)
+		}
+	}
+	t.Logf("%d kills: %d left value A, %d value B, %d an unreadable entry; %d keyring items remain under the service",
+		rounds, seen[0], seen[1], corrupt, countItems(t, k.service))
+	if corrupt > 0 {
+		t.Errorf("%d of %d kills left the entry unreadable, want 0", corrupt, rounds)
+	}
+	if rounds < 10 {
+		t.Errorf("only %d kills within the time bound, want at least 10", rounds)
+	}
+}
+
+func isKilled(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// countItems returns how many Secret Service items service has, chunks of
+// every generation included.
+func countItems(t *testing.T, service string) int {
+	t.Helper()
+	svc, err := ss.NewSecretService()
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := svc.SearchItems(svc.GetLoginCollection(), map[string]string{"service": service})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(items)
+}
+
+// TestRealKeyringConcurrentProbes probes the real keyring from several
+// backends at once, as several latch processes starting together do.
+func TestRealKeyringConcurrentProbes(t *testing.T) {
+	realKeyring(t)
+	const n = 10
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for range n {
+		go func() {
+			<-start
+			errs <- newKeyringSecrets(systemKeyring{}).probe(context.Background())
+		}()
+	}
+	close(start)
+	failed := 0
+	for range n {
+		if err := <-errs; err != nil {
+			failed++
+			t.Errorf("probe: %v", err)
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d concurrent probes failed", failed, n)
 	}
 }

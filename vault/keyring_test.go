@@ -3,9 +3,11 @@ package vault
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
-
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -90,6 +92,76 @@ func (f *fakeKeyring) users() []string {
 	return us
 }
 
+func (f *fakeKeyring) entry(key string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.m[keyringService+"\x00"+key]
+}
+
+// chunksOf parses the chunk header stored under key.
+func (f *fakeKeyring) chunksOf(t *testing.T, key string) chunks {
+	t.Helper()
+	c, ok := parseHeader(f.entry(key))
+	if !ok {
+		t.Fatalf("%s holds %.20q, want a chunk header", key, f.entry(key))
+	}
+	return c
+}
+
+// entryNames returns the entries a value under key should have: key and,
+// if it is chunked, the chunks of its current generation.
+func (f *fakeKeyring) entryNames(key string) []string {
+	names := []string{key}
+	if c, ok := parseHeader(f.entry(key)); ok {
+		for i := 1; i <= c.n; i++ {
+			names = append(names, c.key(key, i))
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// setLegacy stores value under key as latch did before chunk generations:
+// "chunks:N:SUM" and key#1 … key#N.
+func (f *fakeKeyring) setLegacy(key string, value []byte) {
+	enc := base64.StdEncoding.EncodeToString(value)
+	n := chunkCount(enc)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := 1; i <= n; i++ {
+		f.m[keyringService+"\x00"+key+"#"+strconv.Itoa(i)] = enc[(i-1)*chunkSize : min(i*chunkSize, len(enc))]
+	}
+	f.m[keyringService+"\x00"+key] = headerPrefix + strconv.Itoa(n) + ":" + checksum(enc)
+}
+
+// hookedKeyring calls before ahead of every call to the keyring it wraps; an
+// error from before is returned instead of making the call.
+type hookedKeyring struct {
+	keyringAPI
+	before func(op, user string) error
+}
+
+func (h *hookedKeyring) Get(service, user string) (string, error) {
+	if err := h.before("Get", user); err != nil {
+		return "", err
+	}
+	return h.keyringAPI.Get(service, user)
+}
+
+func (h *hookedKeyring) Set(service, user, pass string) error {
+	if err := h.before("Set", user); err != nil {
+		return err
+	}
+	return h.keyringAPI.Set(service, user, pass)
+}
+
+func (h *hookedKeyring) Delete(service, user string) error {
+	if err := h.before("Delete", user); err != nil {
+		return err
+	}
+	return h.keyringAPI.Delete(service, user)
+}
+
 func TestKeyringTimeout(t *testing.T) {
 	f := newFakeKeyring()
 	f.hang = make(chan struct{})
@@ -151,7 +223,7 @@ func TestKeyringChunking(t *testing.T) {
 	if f.maxSize > chunkSize {
 		t.Fatalf("an entry of %d bytes was stored, want at most %d", f.maxSize, chunkSize)
 	}
-	wantKeys := func(want ...string) {
+	wantKeys := func(t *testing.T, want ...string) {
 		t.Helper()
 		got := strings.Join(slices.Sorted(slices.Values(f.users())), " ")
 		if got != strings.Join(slices.Sorted(slices.Values(want)), " ") {
@@ -159,17 +231,24 @@ func TestKeyringChunking(t *testing.T) {
 		}
 	}
 	// 9000 bytes → 12000 base64 characters → 6 chunks.
-	wantKeys("big", "big#1", "big#2", "big#3", "big#4", "big#5", "big#6")
+	c := f.chunksOf(t, "big")
+	if c.n != 6 || c.gen == "" {
+		t.Fatalf("big value stored as %+v, want 6 chunks of a generation", c)
+	}
+	wantKeys(t, f.entryNames("big")...)
 	got, err := k.Get(ctx, "big")
 	if err != nil || !bytes.Equal(got, big) {
 		t.Fatalf("Get(big) = %d bytes, %v; want the 9000 bytes back", len(got), err)
 	}
 
-	t.Run("shorter value drops extra chunks", func(t *testing.T) {
+	t.Run("shorter value drops the old generation", func(t *testing.T) {
 		if err := k.Set(ctx, "big", big[:3000]); err != nil {
 			t.Fatal(err)
 		}
-		wantKeys("big", "big#1", "big#2")
+		if c2 := f.chunksOf(t, "big"); c2.n != 2 || c2.gen == c.gen {
+			t.Fatalf("after shrinking the value is stored as %+v, want 2 chunks of a new generation (old %s)", c2, c.gen)
+		}
+		wantKeys(t, f.entryNames("big")...)
 		if got, _ := k.Get(ctx, "big"); !bytes.Equal(got, big[:3000]) {
 			t.Fatal("Get after shrinking returned the wrong value")
 		}
@@ -178,8 +257,9 @@ func TestKeyringChunking(t *testing.T) {
 		}
 	})
 	t.Run("mixed chunks are corrupt, not wrong", func(t *testing.T) {
+		third := f.chunksOf(t, "big").key("big", 3)
 		f.mu.Lock()
-		f.m[keyringService+"\x00big#3"] = strings.Repeat("A", chunkSize)
+		f.m[keyringService+"\x00"+third] = strings.Repeat("A", chunkSize)
 		f.mu.Unlock()
 		if _, err := k.Get(ctx, "big"); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("Get with a foreign chunk = %v, want ErrCorrupt", err)
@@ -189,11 +269,26 @@ func TestKeyringChunking(t *testing.T) {
 		if err := k.Set(ctx, "big", big); err != nil {
 			t.Fatal(err)
 		}
+		second := f.chunksOf(t, "big").key("big", 2)
 		f.mu.Lock()
-		delete(f.m, keyringService+"\x00big#2")
+		delete(f.m, keyringService+"\x00"+second)
 		f.mu.Unlock()
 		if _, err := k.Get(ctx, "big"); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("Get with a missing chunk = %v, want ErrCorrupt", err)
+		}
+	})
+	t.Run("legacy chunks", func(t *testing.T) {
+		f.setLegacy("old", big[:6000])
+		if got, err := k.Get(ctx, "old"); err != nil || !bytes.Equal(got, big[:6000]) {
+			t.Fatalf("Get(legacy) = %d bytes, %v; want the 6000 bytes back", len(got), err)
+		}
+		if err := k.Delete(ctx, "old"); err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range f.users() {
+			if strings.HasPrefix(u, "old") {
+				t.Fatalf("after deleting a legacy value the keyring holds %s", u)
+			}
 		}
 	})
 	t.Run("delete removes all chunks", func(t *testing.T) {
@@ -206,7 +301,7 @@ func TestKeyringChunking(t *testing.T) {
 		if err := k.Delete(ctx, "big"); err != nil {
 			t.Fatal(err)
 		}
-		wantKeys("small")
+		wantKeys(t, "small")
 		if _, err := k.Get(ctx, "big"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Get after Delete = %v, want ErrNotFound", err)
 		}
@@ -216,7 +311,7 @@ func TestKeyringChunking(t *testing.T) {
 		if !errors.Is(err, ErrTooBig) {
 			t.Fatalf("Set(huge) = %v, want ErrTooBig", err)
 		}
-		wantKeys("small")
+		wantKeys(t, "small")
 	})
 	t.Run("foreign entry", func(t *testing.T) {
 		f.mu.Lock()
@@ -277,5 +372,163 @@ func TestKeyringErrorsReachCaller(t *testing.T) {
 	err := newKeyringSecrets(f).Set(context.Background(), "k", []byte("v"))
 	if !errors.Is(err, ErrKeyringLocked) || !strings.Contains(err.Error(), "unlock it") {
 		t.Fatalf("Set on a locked keyring = %v, want ErrKeyringLocked with advice", err)
+	}
+}
+
+// errKilled stands for the death of the process: no keyring call after it
+// takes place.
+var errKilled = errors.New("killed")
+
+// TestKeyringInterruptedSet stops a set after each possible number of keyring
+// calls, as a kill would, and reads the key after: it must hold the old or
+// the new value, never a corrupt one.
+func TestKeyringInterruptedSet(t *testing.T) {
+	ctx := context.Background()
+	value := func(n int, b byte) []byte { return bytes.Repeat([]byte{b, b + 1, b + 2}, n/3+1)[:n] }
+	small, big, mid := value(100, 'a'), value(9000, 'k'), value(3000, 'x') // whole, 6 chunks, 2 chunks
+	tests := []struct {
+		name   string
+		old    []byte // nil: absent
+		legacy bool   // old is stored in the legacy chunk format
+		new    []byte
+	}{
+		{"absent to chunked", nil, false, big},
+		{"whole to chunked", small, false, big},
+		{"chunked to fewer chunks", big, false, mid},
+		{"chunked to more chunks", mid, false, big},
+		{"chunked to whole", big, false, small},
+		{"legacy to chunked", big, true, mid},
+		{"legacy to whole", big, true, small},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sawNew := false
+			for calls := 0; ; calls++ {
+				if calls > 4*maxChunks {
+					t.Fatal("Set never succeeded")
+				}
+				f := newFakeKeyring()
+				switch {
+				case tt.legacy:
+					f.setLegacy("k", tt.old)
+				case tt.old != nil:
+					if err := newKeyringSecrets(f).Set(ctx, "k", tt.old); err != nil {
+						t.Fatal(err)
+					}
+				}
+				left := calls
+				killed := &hookedKeyring{keyringAPI: f, before: func(string, string) error {
+					if left == 0 {
+						return errKilled
+					}
+					left--
+					return nil
+				}}
+				serr := newKeyringSecrets(killed).Set(ctx, "k", tt.new)
+				if serr != nil && !errors.Is(serr, errKilled) {
+					t.Fatalf("Set stopped after %d calls = %v", calls, serr)
+				}
+
+				got, err := newKeyringSecrets(f).Get(ctx, "k")
+				switch {
+				case err == nil && bytes.Equal(got, tt.new):
+					sawNew = true
+				case sawNew:
+					t.Fatalf("Set stopped after %d calls: Get = %d bytes, %v; want the new value, as with fewer calls", calls, len(got), err)
+				case tt.old == nil && errors.Is(err, ErrNotFound):
+				case err == nil && bytes.Equal(got, tt.old):
+				default:
+					t.Fatalf("Set stopped after %d calls: Get = %d bytes, %v; want the old or the new value", calls, len(got), err)
+				}
+				if serr == nil {
+					// No chunk of the old value remains.
+					if got, want := slices.Sorted(slices.Values(f.users())), f.entryNames("k"); !slices.Equal(got, want) {
+						t.Fatalf("after Set the keyring holds %v, want %v", got, want)
+					}
+					return
+				}
+			}
+		})
+	}
+}
+
+// TestKeyringGetDuringSet has a set from another process replace the value
+// between a get's reading the header and its reading the chunks.
+func TestKeyringGetDuringSet(t *testing.T) {
+	ctx := context.Background()
+	a, b := bytes.Repeat([]byte("a"), 9000), bytes.Repeat([]byte("b"), 5000)
+	for _, next := range [][]byte{b, []byte("whole")} {
+		f := newFakeKeyring()
+		other := newKeyringSecrets(f)
+		if err := other.Set(ctx, "k", a); err != nil {
+			t.Fatal(err)
+		}
+		done := false
+		reader := newKeyringSecrets(&hookedKeyring{keyringAPI: f, before: func(op, user string) error {
+			if op == "Get" && strings.Contains(user, "#") && !done {
+				done = true
+				return other.Set(ctx, "k", next)
+			}
+			return nil
+		}})
+		got, err := reader.Get(ctx, "k")
+		if err != nil || !bytes.Equal(got, next) {
+			t.Fatalf("Get while the value became %d bytes = %d bytes, %v; want the new value", len(next), len(got), err)
+		}
+	}
+}
+
+// TestKeyringConcurrentProbes probes one keyring from many backends at once,
+// as latch processes starting together do.
+func TestKeyringConcurrentProbes(t *testing.T) {
+	f := newFakeKeyring()
+	// Yielding before each call interleaves the probes' calls.
+	api := &hookedKeyring{keyringAPI: f, before: func(string, string) error { runtime.Gosched(); return nil }}
+	const n = 50
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for range n {
+		go func() {
+			<-start
+			errs <- newKeyringSecrets(api).probe(context.Background())
+		}()
+	}
+	close(start)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("probe: %v", err)
+		}
+	}
+	if us := f.users(); len(us) != 0 {
+		t.Errorf("after the probes the keyring holds %v, want nothing", us)
+	}
+}
+
+// TestKeyringFailedProbe checks that a probe that fails after storing its
+// entry still deletes it.
+func TestKeyringFailedProbe(t *testing.T) {
+	tests := []struct {
+		name  string
+		onGet func(f *fakeKeyring, user string) error // before the probe reads its entry
+	}{
+		{"read fails", func(*fakeKeyring, string) error { return errors.New("Cannot get secret of a locked object") }},
+		{"read differs", func(f *fakeKeyring, user string) error { return f.Set(keyringService, user, "something else") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeKeyring()
+			api := &hookedKeyring{keyringAPI: f, before: func(op, user string) error {
+				if op == "Get" {
+					return tt.onGet(f, user)
+				}
+				return nil
+			}}
+			if err := newKeyringSecrets(api).probe(context.Background()); err == nil {
+				t.Fatal("probe succeeded, want an error")
+			}
+			if us := f.users(); len(us) != 0 {
+				t.Fatalf("after the failed probe the keyring holds %v, want nothing", us)
+			}
+		})
 	}
 }

@@ -13,6 +13,10 @@ import (
 // writes to a file vault (see runWriterHelper) instead of running tests.
 const helperEnv = "LATCH_VAULT_TEST_HELPER"
 
+// keyctlHelper reads the kernel cache from a child process; keyctl_test.go
+// sets it on Linux only.
+var keyctlHelper func() int
+
 func TestMain(m *testing.M) {
 	// Production uses age's default work factor (about a second per
 	// operation); the tests' passphrases only need to be real, not slow.
@@ -28,6 +32,14 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "probe":
 		os.Exit(runProbeHelper())
+	case "keyctl-get":
+		if keyctlHelper == nil {
+			fmt.Fprintln(os.Stderr, "keyctl-get: the kernel keyring is Linux only")
+			os.Exit(2)
+		}
+		os.Exit(keyctlHelper())
+	case "keyring-writer":
+		os.Exit(runKeyringWriter())
 	default:
 		fmt.Fprintln(os.Stderr, "unknown", helperEnv)
 		os.Exit(2)
@@ -71,7 +83,7 @@ func runProbeHelper() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	_, c, err := Open(ctx, ModeAuto, dir, staticPass(testPass))
+	_, c, err := Open(ctx, ModeAuto, dir, Options{Passphrase: staticPass(testPass)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
 		return 1

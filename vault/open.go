@@ -21,6 +21,21 @@ const (
 type Choice struct {
 	Backend string `json:"backend"` // "keyring", "file" or "memory"
 	Reason  string `json:"reason"`
+	// Retry marks a fallback to the file vault because the keyring did not
+	// answer in time (rather than being absent): a later run may probe
+	// again, as long as the file vault holds nothing yet.
+	Retry bool `json:"retry,omitempty"`
+}
+
+// Options are what Open and Reopen need besides the mode and directory.
+type Options struct {
+	// Passphrase returns the file vault's passphrase when it is needed to
+	// unlock (or create) the vault; an error wrapping ErrLocked means there
+	// is no way to ask. nil means there is none.
+	Passphrase func() ([]byte, error)
+	// Cache keeps the file vault's unlocked identity between processes;
+	// nil means each process unlocks on its own.
+	Cache Cache
 }
 
 // newSystemKeyring builds the keyring Open uses; tests swap it for a fake.
@@ -32,17 +47,17 @@ var newSystemKeyring = func() keyringAPI { return systemKeyring{} }
 //     delete a throwaway entry) succeeds, else the encrypted file vault in dir,
 //     with Choice.Reason saying why;
 //   - "keyring": the system keyring, or an error if it does not work;
-//   - "file": the age-encrypted file vault in dir; passphrase is called when
-//     the vault is first read or written;
+//   - "file": the age-encrypted file vault in dir; o.Passphrase is called
+//     only when the vault must be unlocked and the cache does not have it;
 //   - "memory": process memory only.
 //
 // It never chooses a plaintext store.
-func Open(ctx context.Context, mode, dir string, passphrase func() ([]byte, error)) (Secrets, Choice, error) {
+func Open(ctx context.Context, mode, dir string, o Options) (Secrets, Choice, error) {
 	switch mode {
 	case ModeMemory:
 		return NewMemory(), Choice{Backend: ModeMemory, Reason: "in-memory vault requested: secrets last only as long as this process"}, nil
 	case ModeFile:
-		s, err := newFileSecrets(dir, passphrase)
+		s, err := openFile(dir, o)
 		if err != nil {
 			return nil, Choice{}, err
 		}
@@ -57,7 +72,7 @@ func Open(ctx context.Context, mode, dir string, passphrase func() ([]byte, erro
 	case ModeAuto, "":
 		// Check the file vault's arguments first, so a misconfigured
 		// fallback shows up even on machines where the keyring works.
-		f, err := newFileSecrets(dir, passphrase)
+		f, err := openFile(dir, o)
 		if err != nil {
 			return nil, Choice{}, err
 		}
@@ -74,6 +89,7 @@ func Open(ctx context.Context, mode, dir string, passphrase func() ([]byte, erro
 		return f, Choice{
 			Backend: ModeFile,
 			Reason:  fmt.Sprintf("keyring unavailable: %s; using encrypted file vault %s", why(perr), filepath.Join(dir, vaultFile)),
+			Retry:   errors.Is(perr, ErrTimeout),
 		}, nil
 	default:
 		return nil, Choice{}, fmt.Errorf("unknown vault mode %q: use %s, %s, %s or %s", mode, ModeAuto, ModeKeyring, ModeFile, ModeMemory)
@@ -84,17 +100,36 @@ func Open(ctx context.Context, mode, dir string, passphrase func() ([]byte, erro
 // (a probe writes to the keyring, which is too slow to repeat on every run).
 // A keyring that stopped working shows up as a classified error on the first
 // Get or Set, not as a switch to another store.
-func Reopen(c Choice, dir string, passphrase func() ([]byte, error)) (Secrets, error) {
+func Reopen(c Choice, dir string, o Options) (Secrets, error) {
 	switch c.Backend {
 	case ModeKeyring:
 		k := newKeyringSecrets(newSystemKeyring())
 		k.service = KeyringService(dir)
 		return k, nil
 	case ModeFile:
-		return newFileSecrets(dir, passphrase)
+		return openFile(dir, o)
 	default:
 		return nil, fmt.Errorf("cannot reopen the %q vault: use %s or %s", c.Backend, ModeKeyring, ModeFile)
 	}
+}
+
+func openFile(dir string, o Options) (*fileSecrets, error) {
+	s, err := newFileSecrets(dir, o.Passphrase)
+	if err != nil {
+		return nil, err
+	}
+	s.cache = o.Cache
+	return s, nil
+}
+
+// FileVaultExists reports whether dir holds a file vault (or its key).
+func FileVaultExists(dir string) bool {
+	for _, name := range []string{vaultFile, keyFile} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // KeyringService is the keyring service name of the latch home dir: "latch"

@@ -51,7 +51,7 @@ func TestOpen(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			useKeyring(t, tt.keyring())
 			ctx := context.Background()
-			s, c, err := Open(ctx, tt.mode, t.TempDir(), staticPass(testPass))
+			s, c, err := Open(ctx, tt.mode, t.TempDir(), Options{Passphrase: staticPass(testPass)})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || s != nil {
 					t.Fatalf("Open = %v, %v; want error containing %q", s, err, tt.wantErr)
@@ -90,7 +90,7 @@ func TestOpenAutoHangingKeyring(t *testing.T) {
 	t.Cleanup(func() { keyringTimeout = old })
 
 	start := time.Now()
-	s, c, err := Open(context.Background(), ModeAuto, t.TempDir(), staticPass(testPass))
+	s, c, err := Open(context.Background(), ModeAuto, t.TempDir(), Options{Passphrase: staticPass(testPass)})
 	if err != nil || c.Backend != ModeFile || !strings.Contains(c.Reason, "did not answer") {
 		t.Fatalf("Open = %+v, %v; want the file vault because the keyring did not answer", c, err)
 	}
@@ -102,11 +102,17 @@ func TestOpenAutoHangingKeyring(t *testing.T) {
 	}
 }
 
-func TestOpenNeedsPassphraseForFile(t *testing.T) {
+// TestOpenFileWithoutPassphrase: with no way to ask for a passphrase the file
+// vault opens, and using it says the vault is locked — it does not fail to
+// open, so commands that need no secret still work.
+func TestOpenFileWithoutPassphrase(t *testing.T) {
 	useKeyring(t, newFakeKeyring())
-	for _, mode := range []string{ModeAuto, ModeFile} {
-		if _, _, err := Open(context.Background(), mode, t.TempDir(), nil); err == nil {
-			t.Errorf("Open(%s) without a passphrase source succeeded", mode)
-		}
+	ctx := context.Background()
+	s, _, err := Open(ctx, ModeFile, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(ctx, "k", []byte("v")); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Set without a passphrase = %v, want ErrLocked", err)
 	}
 }

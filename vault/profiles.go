@@ -48,6 +48,9 @@ type Config struct {
 	// that later runs neither probe the keyring again nor look for secrets
 	// in a different store than the one that holds them.
 	Vault *Choice `json:"vault,omitempty"`
+	// KeyringChecked records that an explicitly requested keyring passed
+	// its probe once, so that --vault keyring does not probe on every run.
+	KeyringChecked bool `json:"keyring_checked,omitempty"`
 	// CodeLabels names the other services whose backup codes the vault
 	// keeps (latch codes import).
 	CodeLabels []string `json:"code_labels,omitempty"`
