@@ -22,6 +22,13 @@ type Env struct {
 	Home    string
 	Secrets vault.Secrets
 	Vault   vault.Choice
+	// Cache is the session cache (kernel keyring or latch agent) that keeps
+	// the unlocked vault and current access tokens between processes; nil
+	// when there is none.
+	Cache vault.Cache
+	// Warn, when set, is told of trouble that did not stop a command (a
+	// rotation the vault could not save, kept in the cache instead).
+	Warn func(msg string)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Client returns an API client for a server URL; nil means client.New
@@ -37,8 +44,11 @@ type Env struct {
 type VaultOptions struct {
 	// Mode is auto, keyring, file or memory ("" = auto).
 	Mode string
-	// Passphrase returns the file vault's passphrase when it is first needed.
+	// Passphrase returns the file vault's passphrase when it must be
+	// unlocked; an error wrapping vault.ErrLocked means nobody can be asked.
 	Passphrase func() ([]byte, error)
+	// Cache is the session cache, or nil.
+	Cache vault.Cache
 }
 
 // OpenEnv opens latch's home and vault. In auto mode the first run probes the
@@ -55,36 +65,55 @@ func OpenEnv(ctx context.Context, home string, opts VaultOptions) (*Env, error) 
 	if mode == "" {
 		mode = vault.ModeAuto
 	}
-	if mode == vault.ModeAuto && cfg.Vault != nil {
-		s, err := vault.Reopen(*cfg.Vault, home, opts.Passphrase)
+	vo := vault.Options{Passphrase: opts.Passphrase, Cache: opts.Cache}
+	// A keyring that once timed out is probed again while the file vault
+	// it fell back to holds nothing: nothing can be lost by moving.
+	remembered := cfg.Vault != nil && !(cfg.Vault.Retry && !vault.FileVaultExists(home))
+	if mode == vault.ModeAuto && remembered {
+		s, err := vault.Reopen(*cfg.Vault, home, vo)
 		if err != nil {
 			return nil, err
 		}
 		c := *cfg.Vault
 		c.Reason += " (remembered from the first run; choose another with --vault)"
-		return &Env{Home: home, Secrets: s, Vault: c}, nil
+		return &Env{Home: home, Secrets: s, Vault: c, Cache: opts.Cache}, nil
 	}
-	s, choice, err := vault.Open(ctx, mode, home, opts.Passphrase)
+	if mode == vault.ModeKeyring && (cfg.KeyringChecked || (cfg.Vault != nil && cfg.Vault.Backend == vault.ModeKeyring)) {
+		// The keyring was probed once already; a keyring that stopped
+		// working shows up as a classified error on first use.
+		s, err := vault.Reopen(vault.Choice{Backend: vault.ModeKeyring}, home, vo)
+		if err != nil {
+			return nil, err
+		}
+		return &Env{Home: home, Secrets: s, Vault: vault.Choice{Backend: vault.ModeKeyring, Reason: "system keyring requested"}, Cache: opts.Cache}, nil
+	}
+	s, choice, err := vault.Open(ctx, mode, home, vo)
 	if err != nil {
 		return nil, err
 	}
-	if mode == vault.ModeAuto {
-		err := vault.UpdateConfig(ctx, home, func(c *vault.Config) error {
-			if c.Vault == nil {
+	switch mode {
+	case vault.ModeAuto:
+		err = vault.UpdateConfig(ctx, home, func(c *vault.Config) error {
+			if c.Vault == nil || (c.Vault.Retry && !vault.FileVaultExists(home)) {
 				c.Vault = &choice
 			}
 			return nil
 		})
-		if err != nil {
-			return nil, fmt.Errorf("remember the vault choice: %w", err)
-		}
+	case vault.ModeKeyring:
+		err = vault.UpdateConfig(ctx, home, func(c *vault.Config) error {
+			c.KeyringChecked = true
+			return nil
+		})
 	}
-	return &Env{Home: home, Secrets: s, Vault: choice}, nil
+	if err != nil {
+		return nil, fmt.Errorf("remember the vault choice: %w", err)
+	}
+	return &Env{Home: home, Secrets: s, Vault: choice, Cache: opts.Cache}, nil
 }
 
 // Tokens returns the token manager over this Env's vault.
 func (e *Env) Tokens() *TokenManager {
-	return &TokenManager{Secrets: e.Secrets, Dir: e.Home, Now: e.Now}
+	return &TokenManager{Secrets: e.Secrets, Dir: e.Home, Now: e.Now, Cache: e.Cache, Warn: e.Warn}
 }
 
 func (e *Env) client(server string) (*client.Client, error) {

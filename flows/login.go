@@ -58,6 +58,9 @@ func (e *Env) Login(ctx context.Context, req LoginRequest) (*LoginResult, error)
 	if req.Server == "" || req.Identifier == "" || req.Password == "" {
 		return nil, errors.New("login needs a server, a username or email, and a password")
 	}
+	if err := e.vaultReady(ctx); err != nil {
+		return nil, err
+	}
 	c, err := e.client(req.Server)
 	if err != nil {
 		return nil, err
@@ -130,6 +133,11 @@ type SignupRequest struct {
 func (e *Env) Signup(ctx context.Context, req SignupRequest) (*LoginResult, error) {
 	if req.Server == "" || req.Username == "" || req.Email == "" || req.Password == "" {
 		return nil, errors.New("signup needs a server, a username, an email and a password")
+	}
+	if !req.NoLogin {
+		if err := e.vaultReady(ctx); err != nil {
+			return nil, err
+		}
 	}
 	c, err := e.client(req.Server)
 	if err != nil {

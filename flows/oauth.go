@@ -98,6 +98,9 @@ func (e *Env) prepareOAuth(ctx context.Context, req OAuthRequest) (*oauthLogin, 
 	default:
 		return nil, errors.New("an OAuth login needs a latch server (--server URL) or an OpenID provider (--issuer URL --client-id ID)")
 	}
+	if err := e.vaultReady(ctx); err != nil {
+		return nil, err
+	}
 	o.req = req
 	if req.Profile != "" {
 		if err := vault.ValidateName(req.Profile); err != nil {

@@ -48,6 +48,14 @@ type TokenManager struct {
 	// LockWait bounds the wait for another latch refreshing the same profile;
 	// zero means 10 s.
 	LockWait time.Duration
+	// Cache, when set, keeps each profile's current access token until
+	// shortly before it expires, so that a valid token is handed out
+	// without reading the vault; and it holds a rotated pair the vault
+	// could not save (a full disk) until a later run saves it.
+	Cache vault.Cache
+	// Warn, when set, is told of trouble that did not stop the token from
+	// being handed out (the vault could not save a rotation).
+	Warn func(msg string)
 }
 
 // TokenState describes a profile's saved tokens without revealing them.
@@ -157,6 +165,8 @@ func (m *TokenManager) Save(ctx context.Context, profile string, t *client.Token
 	if err := m.store(ctx, profile, st); err != nil {
 		return fmt.Errorf("save tokens of profile %q: %w", profile, err)
 	}
+	m.uncache(ctx, profile, vault.CachePending(profile))
+	m.cacheAccess(ctx, profile, st)
 	return nil
 }
 
@@ -201,11 +211,16 @@ func (m *TokenManager) AccessToken(ctx context.Context, profile string, r Refres
 	if err := m.check(profile); err != nil {
 		return "", err
 	}
+	if tok, ok := m.cachedAccess(ctx, profile); ok {
+		return tok, nil
+	}
+	m.savePending(ctx, profile)
 	st, err := m.load(ctx, profile)
 	if err != nil {
 		return "", err
 	}
 	if st.usable(m.now()) {
+		m.cacheAccess(ctx, profile, st)
 		return st.Access, nil
 	}
 	return m.refresh(ctx, profile, r, st, "")
@@ -219,6 +234,7 @@ func (m *TokenManager) Rotate(ctx context.Context, profile string, r Refresher, 
 	if err := m.check(profile); err != nil {
 		return "", err
 	}
+	m.savePending(ctx, profile)
 	st, err := m.load(ctx, profile)
 	if err != nil {
 		return "", err
@@ -226,6 +242,8 @@ func (m *TokenManager) Rotate(ctx context.Context, profile string, r Refresher, 
 	if stale == "" {
 		stale = st.Access
 	}
+	// The refused token must not come back from the cache either.
+	m.uncache(ctx, profile, vault.CacheAccessToken(profile))
 	return m.refresh(ctx, profile, r, st, stale)
 }
 
@@ -239,6 +257,8 @@ func (m *TokenManager) Forget(ctx context.Context, profile string) error {
 		return err
 	}
 	defer unlock()
+	m.uncache(ctx, profile, vault.CacheAccessToken(profile))
+	m.uncache(ctx, profile, vault.CachePending(profile))
 	if err := m.Secrets.Delete(ctx, tokensKey(profile)); err != nil {
 		return fmt.Errorf("delete tokens of profile %q: %w", profile, err)
 	}
@@ -334,12 +354,23 @@ func (m *TokenManager) refresh(ctx context.Context, profile string, r Refresher,
 		next.ID = st.ID // OpenID providers need not send a new ID token on refresh
 	}
 	if err := m.store(ctx, profile, next); err != nil {
-		// The old refresh token is spent now. Within the server's grace
-		// window presenting it again returns the same successor, so an
-		// immediate retry can still save the session.
+		// The old refresh token is spent now: presenting it again after
+		// the server's grace window reads as theft. Keep the new pair in
+		// the session cache, where every later run finds it and saves it.
+		if m.keepPending(ctx, profile, st.Refresh, next) {
+			m.warn(fmt.Sprintf("profile %q: the rotated tokens could not be saved to the vault (%v); "+
+				"they are kept in %s until a later latch saves them — free the disk or fix the vault soon",
+				profile, err, m.Cache.Where()))
+			m.cacheAccess(ctx, profile, next)
+			return next.Access, nil
+		}
+		// Within the server's grace window presenting the old token again
+		// returns the same successor, so an immediate retry can still
+		// save the session.
 		return "", fmt.Errorf("profile %q: the refresh succeeded at the server, but the new tokens could not be saved: %w; "+
 			"try again right away, and if that fails, log in again", profile, err)
 	}
+	m.cacheAccess(ctx, profile, next)
 	return next.Access, nil
 }
 
@@ -366,8 +397,21 @@ func (m *TokenManager) now() time.Time {
 	return time.Now()
 }
 
-// load reads profile's saved tokens.
+// load reads profile's current tokens: the vault's, or a rotated pair the
+// vault could not save yet (see keepPending), which is newer.
 func (m *TokenManager) load(ctx context.Context, profile string) (*storedTokens, error) {
+	st, err := m.loadVault(ctx, profile)
+	if err != nil {
+		return nil, err
+	}
+	if p := m.pending(ctx, profile); p != nil && p.Prev == st.Refresh {
+		return p.Next, nil
+	}
+	return st, nil
+}
+
+// loadVault reads profile's tokens saved in the vault.
+func (m *TokenManager) loadVault(ctx context.Context, profile string) (*storedTokens, error) {
 	raw, err := m.Secrets.Get(ctx, tokensKey(profile))
 	if errors.Is(err, vault.ErrNotFound) {
 		return nil, fmt.Errorf("profile %q is not logged in (no saved session): %w: %w", profile, ErrLoginRequired, vault.ErrNotFound)
