@@ -10,9 +10,10 @@ import (
 )
 
 // Cache keeps a few small secrets for a bounded time in memory that the
-// operating system protects and that outlives one latch process but not the
-// login session: the unlocked identity of the file vault, and each profile's
-// current access token. It is never the source of truth — the vault is — so a
+// operating system protects and that outlives one latch process: the
+// unlocked identity of the file vault, and each profile's current access
+// token. Every entry has a timeout; the kernel's persistent keyring itself is
+// dropped a few days after its last use, an agent when it ends. It is never the source of truth — the vault is — so a
 // missing or unreadable entry is simply a miss.
 //
 // Names are short ASCII strings chosen by latch ("vault/identity",
