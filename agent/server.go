@@ -1,0 +1,346 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Options configure Serve.
+type Options struct {
+	// Socket is the path to listen on; empty means SocketPath().
+	Socket string
+	// Idle is how long the agent stays up while it holds no entries; zero
+	// means DefaultIdle.
+	Idle time.Duration
+	// MaxConns bounds the connections served at once; a connection beyond
+	// it is closed unanswered. Zero means 16.
+	MaxConns int
+	// Log receives the agent's few events (listening, a refused peer, the
+	// reason it exits); nil discards them. It never receives a name or a
+	// value.
+	Log *slog.Logger
+	// OnRefuse, when set, is called with the uid of every connection
+	// refused because it came from another user.
+	OnRefuse func(uid int)
+
+	// For tests: the protocol version spoken (zero: ProtocolVersion), how
+	// long a connection may take to send a request (zero: 5 s), and a hook
+	// called once the socket listens.
+	version     int
+	connTimeout time.Duration
+	ready       func()
+}
+
+const (
+	defaultMaxConns    = 16
+	defaultConnTimeout = 5 * time.Second
+	writeTimeout       = 2 * time.Second
+	// lockWait bounds how long a starting agent waits for one that is
+	// exiting (it has closed its socket, not yet released its lock).
+	lockWait = 2 * time.Second
+)
+
+type server struct {
+	o        Options
+	uid, pid int
+	store    *store
+	ln       *net.UnixListener
+	sem      chan struct{}
+	stopC    chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[*net.UnixConn]struct{}
+}
+
+// Serve runs the agent on o.Socket until ctx is done, a client asks it to
+// stop, or it has held no entries for o.Idle. It creates the socket's
+// directory 0700 (and refuses one that another user owns or that group or
+// others may enter), replaces a stale socket only when no agent answers on
+// it, and serves only peers of its own uid. On return the socket is gone and
+// the values it held are wiped. It returns nil on any of those three ends.
+func Serve(ctx context.Context, o Options) error {
+	if err := checkPlatform(); err != nil {
+		return err
+	}
+	if o.Socket == "" {
+		p, err := SocketPath()
+		if err != nil {
+			return err
+		}
+		o.Socket = p
+	}
+	if len(o.Socket) > maxSocketPath {
+		return fmt.Errorf("agent socket path %s is longer than %d bytes: set LATCH_AGENT_SOCK to a shorter path", o.Socket, maxSocketPath)
+	}
+	if o.Idle <= 0 {
+		o.Idle = DefaultIdle
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = defaultMaxConns
+	}
+	if o.version == 0 {
+		o.version = ProtocolVersion
+	}
+	if o.connTimeout <= 0 {
+		o.connTimeout = defaultConnTimeout
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := setNotDumpable(); err != nil {
+		return fmt.Errorf("latch agent: refusing to hold secrets in a dumpable process: %w", err)
+	}
+	if err := prepareDir(filepath.Dir(o.Socket)); err != nil {
+		return err
+	}
+	release, err := lockSocket(ctx, o.Socket)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := removeStale(ctx, o.Socket); err != nil {
+		return err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: o.Socket, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("latch agent: listen on %s: %w", o.Socket, err)
+	}
+	// The directory is 0700 already; the socket is made 0600 as well rather
+	// than through the umask, which is process-wide.
+	if err := os.Chmod(o.Socket, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("latch agent: %w", err)
+	}
+
+	s := &server{
+		o: o, uid: os.Getuid(), pid: os.Getpid(),
+		store: newStore(o.Idle),
+		ln:    ln,
+		sem:   make(chan struct{}, o.MaxConns),
+		stopC: make(chan struct{}),
+		conns: make(map[*net.UnixConn]struct{}),
+	}
+	o.Log.Info("latch agent listening", "socket", o.Socket, "pid", s.pid, "protocol", o.version)
+	go s.acceptLoop()
+	if o.ready != nil {
+		o.ready()
+	}
+
+	var why string
+	select {
+	case <-ctx.Done():
+		why = "signal"
+	case <-s.stopC:
+		why = "asked to stop"
+	case <-s.store.idleC:
+		why = fmt.Sprintf("no entries for %s", o.Idle)
+	}
+	s.shutdown()
+	o.Log.Info("latch agent exiting", "reason", why)
+	return nil
+}
+
+// shutdown closes the socket (new clients see no agent at once), ends the
+// connections and wipes the values. Safe to call more than once.
+func (s *server) shutdown() {
+	s.requestStop()
+	s.mu.Lock()
+	for c := range s.conns {
+		// Wake readers; a response being written still gets out.
+		c.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.store.close()
+}
+
+// requestStop makes Serve return and closes the socket at once, so that a
+// client that asked to stop finds no agent when it dials again.
+func (s *server) requestStop() {
+	s.stopOnce.Do(func() {
+		close(s.stopC)
+		s.ln.Close() // removes the socket file
+	})
+}
+
+func (s *server) stopping() bool {
+	select {
+	case <-s.stopC:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *server) acceptLoop() {
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			if s.stopping() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			// Out of file descriptors and the like: back off, don't spin.
+			s.o.Log.Warn("latch agent: accept", "err", err)
+			select {
+			case <-s.stopC:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		select {
+		case s.sem <- struct{}{}:
+		default:
+			c.Close()
+			continue
+		}
+		s.mu.Lock()
+		if s.stopping() {
+			s.mu.Unlock()
+			c.Close()
+			<-s.sem
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+func (s *server) serveConn(c *net.UnixConn) {
+	defer func() {
+		c.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		<-s.sem
+		s.wg.Done()
+	}()
+	uid, err := peerUID(c)
+	if err != nil || uid != s.uid {
+		// No answer at all: a peer of another user learns nothing, not
+		// even the protocol version.
+		s.o.Log.Warn("latch agent: refused a connection from another user", "uid", uid)
+		if s.o.OnRefuse != nil {
+			s.o.OnRefuse(uid)
+		}
+		return
+	}
+	r := bufio.NewReaderSize(c, 4096)
+	for {
+		// Under s.mu, so that shutdown's deadline is never overwritten.
+		s.mu.Lock()
+		if s.stopping() {
+			s.mu.Unlock()
+			return
+		}
+		c.SetReadDeadline(time.Now().Add(s.o.connTimeout))
+		s.mu.Unlock()
+		line, err := readLine(r, maxRequest)
+		if errors.Is(err, errTooLarge) {
+			c.SetWriteDeadline(time.Now().Add(writeTimeout))
+			writeMsg(c, s.fail(codeTooLarge, fmt.Sprintf("request larger than the %d KiB limit", maxRequest>>10)))
+			return
+		}
+		if err != nil {
+			return // EOF, the deadline, or shutdown
+		}
+		resp, stop := s.handle(line)
+		clear(line)
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		err = writeMsg(c, resp)
+		clear(resp.Value)
+		if stop || err != nil {
+			return
+		}
+	}
+}
+
+func (s *server) fail(code, msg string) response {
+	return response{V: s.o.version, Code: code, Error: msg}
+}
+
+// handle answers one request; stop reports that the agent is stopping. Its
+// error messages never quote the request: it may hold a value.
+func (s *server) handle(line []byte) (resp response, stop bool) {
+	var req request
+	if err := json.Unmarshal(line, &req); err != nil {
+		clear(req.Value)
+		return s.fail(codeBadRequest, "malformed request: want one JSON object per line"), false
+	}
+	if req.Op == opStop {
+		// Every version honours stop, so that any latch can end any agent.
+		s.requestStop()
+		return response{V: s.o.version, OK: true}, true
+	}
+	if req.V != s.o.version {
+		clear(req.Value)
+		return s.fail(codeVersion, fmt.Sprintf("this latch agent speaks protocol %d, the request speaks protocol %d", s.o.version, req.V)), false
+	}
+	ok := response{V: s.o.version, OK: true}
+	if req.Op == opHello {
+		ok.Hello = &helloInfo{PID: s.pid, UID: s.uid}
+		return ok, false
+	}
+	if err := validScope(req.Scope); err != nil {
+		clear(req.Value)
+		return s.fail(codeBadRequest, err.Error()), false
+	}
+	if req.Op == opClear {
+		s.store.clearScope(req.Scope)
+		return ok, false
+	}
+	if err := validName(req.Name); err != nil {
+		clear(req.Value)
+		return s.fail(codeBadRequest, err.Error()), false
+	}
+	k := key{req.Scope, req.Name}
+	switch req.Op {
+	case opGet:
+		v, found := s.store.get(k)
+		if !found {
+			return s.fail(codeNotFound, "no such entry"), false
+		}
+		ok.Value = v
+	case opPut:
+		if req.TTLms <= 0 || req.TTLms > maxTTLms {
+			clear(req.Value)
+			return s.fail(codeBadRequest, "put needs a ttl_ms between 1 and a year"), false
+		}
+		if req.Value == nil {
+			req.Value = []byte{} // an empty value is omitted on the wire
+		}
+		if err := s.store.put(k, req.Value, time.Duration(req.TTLms)*time.Millisecond); err != nil {
+			return s.fail(codeFull, err.Error()), false
+		}
+	case opTouch:
+		if req.TTLms <= 0 || req.TTLms > maxTTLms {
+			return s.fail(codeBadRequest, "touch needs a ttl_ms between 1 and a year"), false
+		}
+		if !s.store.touch(k, time.Duration(req.TTLms)*time.Millisecond) {
+			return s.fail(codeNotFound, "no such entry"), false
+		}
+	case opDelete:
+		s.store.delete(k)
+	default:
+		clear(req.Value)
+		return s.fail(codeBadRequest, fmt.Sprintf("unknown op %q", req.Op)), false
+	}
+	return ok, false
+}
