@@ -215,6 +215,24 @@ func (m *TokenManager) AccessToken(ctx context.Context, profile string, r Refres
 		return tok, nil
 	}
 	m.savePending(ctx, profile)
+	if m.Cache != nil {
+		// With a cache, a miss mostly means the token is due: take the
+		// lock before reading, so the vault is read once rather than once
+		// before the lock and again under it. A busy lock falls through
+		// to the path below, which hands out a still-valid token.
+		if unlock, err := m.lock(ctx, profile); err == nil {
+			defer unlock()
+			st, err := m.load(ctx, profile)
+			if err != nil {
+				return "", err
+			}
+			if st.usable(m.now()) {
+				m.cacheAccess(ctx, profile, st)
+				return st.Access, nil
+			}
+			return m.rotateLocked(ctx, profile, r, st, "")
+		}
+	}
 	st, err := m.load(ctx, profile)
 	if err != nil {
 		return "", err
@@ -309,6 +327,12 @@ func (m *TokenManager) refresh(ctx context.Context, profile string, r Refresher,
 	if err != nil {
 		return "", err
 	}
+	return m.rotateLocked(ctx, profile, r, st, stale)
+}
+
+// rotateLocked is refresh's work under the profile's lock, st being what the
+// vault holds now.
+func (m *TokenManager) rotateLocked(ctx context.Context, profile string, r Refresher, st *storedTokens, stale string) (string, error) {
 	fresh := func(s *storedTokens) bool { return s.usable(m.now()) && s.Access != stale }
 	if fresh(st) {
 		return st.Access, nil // another latch refreshed while we waited

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/zalando/go-keyring"
@@ -106,10 +107,42 @@ type keyringSecrets struct {
 	// goroutine until go-keyring returns; while it does, later calls time
 	// out waiting here instead of stranding a goroutine each.
 	busy chan struct{}
+
+	// seen is the entry this process last read or wrote under each key, so
+	// that a set right after a get (a token rotation) need not read the
+	// entry again to learn which chunks it replaces: one keyring round
+	// trip less. If another process changed the entry since, the worst a
+	// stale entry here does is orphan that process's chunks; the new value
+	// is written whole either way.
+	mu   sync.Mutex
+	seen map[string]string
 }
 
 func newKeyringSecrets(api keyringAPI) *keyringSecrets {
-	return &keyringSecrets{api: api, service: keyringService, timeout: keyringTimeout, busy: make(chan struct{}, 1)}
+	return &keyringSecrets{api: api, service: keyringService, timeout: keyringTimeout, busy: make(chan struct{}, 1),
+		seen: make(map[string]string)}
+}
+
+// remember notes entry as key's current entry; only a chunk header is kept,
+// and a whole value as its prefix alone: the secret itself is not copied.
+func (k *keyringSecrets) remember(key, entry string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if strings.HasPrefix(entry, valuePrefix) {
+		entry = valuePrefix
+	}
+	if entry == "" {
+		delete(k.seen, key)
+		return
+	}
+	k.seen[key] = entry
+}
+
+func (k *keyringSecrets) lastSeen(key string) (string, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s, ok := k.seen[key]
+	return s, ok
 }
 
 func (k *keyringSecrets) Get(ctx context.Context, key string) ([]byte, error) {
@@ -316,6 +349,9 @@ func (k *keyringSecrets) get(key string) ([]byte, error) {
 		}
 		v, chunkErr, err := k.decode(key, s)
 		if !chunkErr {
+			if err == nil {
+				k.remember(key, s)
+			}
 			return v, err
 		}
 		// A set in another process may have switched the header and
@@ -367,6 +403,10 @@ func (k *keyringSecrets) decode(key, s string) (v []byte, chunkErr bool, err err
 // current returns the chunks the entry under key references now; ok is
 // false if it is absent, whole, or not a chunk header.
 func (k *keyringSecrets) current(key string) (c chunks, ok bool, err error) {
+	if s, seen := k.lastSeen(key); seen {
+		c, ok = parseHeader(s)
+		return c, ok, nil
+	}
 	s, err := k.api.Get(k.service, key)
 	if errors.Is(err, keyring.ErrNotFound) {
 		return chunks{}, false, nil
@@ -402,10 +442,12 @@ func (k *keyringSecrets) set(key, enc string) error {
 	if err != nil {
 		return err
 	}
+	k.remember(key, "") // unknown until this set completes
 	if n := chunkCount(enc); n == 1 {
 		if err := k.api.Set(k.service, key, valuePrefix+enc); err != nil {
 			return classify(err)
 		}
+		k.remember(key, valuePrefix+enc)
 	} else {
 		c := chunks{n: n, sum: checksum(enc), gen: newGen(old.gen)}
 		for i := 1; i <= n; i++ {
@@ -417,6 +459,7 @@ func (k *keyringSecrets) set(key, enc string) error {
 		if err := k.api.Set(k.service, key, c.header()); err != nil {
 			return classify(err)
 		}
+		k.remember(key, c.header())
 	}
 	if !chunked {
 		return nil
@@ -434,6 +477,7 @@ func (k *keyringSecrets) del(key string) error {
 	if err != nil {
 		return err
 	}
+	k.remember(key, "")
 	if err := k.api.Delete(k.service, key); err != nil && !errors.Is(err, keyring.ErrNotFound) {
 		return classify(err)
 	}

@@ -370,8 +370,13 @@ func (s *fileSecrets) Unlock(ctx context.Context, passphrase []byte, idle time.D
 	switch {
 	case errors.Is(err, ErrNotFound) && !s.keyExists():
 		// A new vault: make its key now, so the next write needs nothing.
-		_, err = s.identity(ctx, true)
-		return err
+		if _, err := s.identity(ctx, true); err != nil {
+			return err
+		}
+		if s.cache == nil {
+			return ErrNoCache
+		}
+		return nil
 	case err != nil && !errors.Is(err, ErrNotFound):
 		return err
 	case err == nil && vaultFormat(data) == Format1:

@@ -217,7 +217,7 @@ func TestFileVaultMigratesFormat1(t *testing.T) {
 	}
 	want := map[string]string{
 		"profile/default/tokens":       `{"at":"v1-access","at_exp":4102444800,"rt":"v1-refresh","iat":1700000000,"login":1700000000,"n":3}`,
-		"profile/default/backup-codes": `["aaaa-bbbb","cccc-dddd"]`,
+		"profile/default/backup-codes": `{"saved":1700000000,"codes":[{"c":"aaaa-bbbb"},{"c":"cccc-dddd"}]}`,
 	}
 	check := func(t *testing.T, s *fileSecrets) {
 		t.Helper()
