@@ -20,6 +20,7 @@ import (
 
 	"github.com/latch-dev/latch/client"
 	"github.com/latch-dev/latch/server"
+	"github.com/latch-dev/latch/vault"
 )
 
 // The end-to-end tests run the real latch binary, built once per test run,
@@ -61,6 +62,24 @@ type e2e struct {
 	home   string
 	srv    *httptest.Server
 	client *client.Client
+	// realWorkFactor leaves the vault key's scrypt work factor at its
+	// default (18) instead of the tests' 10.
+	realWorkFactor bool
+	// extraEnv is added to every latch's environment.
+	extraEnv []string
+}
+
+// newHome is a latch home for one test, whose entries in the kernel
+// keyring's session cache go when the test ends (they would expire by
+// themselves, but a user's key quota is small).
+func newHome(t *testing.T) string {
+	home := t.TempDir()
+	t.Cleanup(func() {
+		if c, err := vault.NewKernelCache(vault.CacheScope(home)); err == nil {
+			c.Clear(context.Background())
+		}
+	})
+	return home
 }
 
 func newE2E(t *testing.T, accessTTL time.Duration) *e2e {
@@ -88,7 +107,7 @@ func newE2E(t *testing.T, accessTTL time.Duration) *e2e {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &e2e{t: t, ctx: ctx, bin: latchBinary(t), home: t.TempDir(), srv: hs, client: cl}
+	return &e2e{t: t, ctx: ctx, bin: latchBinary(t), home: newHome(t), srv: hs, client: cl}
 }
 
 // result is one finished latch process.
@@ -107,8 +126,11 @@ func (e *e2e) command(stdin string, args ...string) *exec.Cmd {
 		"LATCH_HOME=" + e.home,
 		"LATCH_VAULT=file",
 		"LATCH_VAULT_PASSPHRASE=e2e passphrase",
-		"LATCH_VAULT_SCRYPT_WORK_FACTOR=10",
 	}
+	if !e.realWorkFactor {
+		cmd.Env = append(cmd.Env, "LATCH_VAULT_SCRYPT_WORK_FACTOR=10")
+	}
+	cmd.Env = append(cmd.Env, e.extraEnv...)
 	cmd.Stdin = strings.NewReader(stdin)
 	return cmd
 }

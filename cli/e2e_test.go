@@ -61,11 +61,13 @@ func TestE2ESession(t *testing.T) {
 	}
 }
 
-// 30 latch processes ask for a token at once while the access token is
-// expired: one rotation at the server, one token for all.
+// 50 latch processes ask for a token at once while the access token is
+// expired, on a file vault at the default scrypt work factor: one rotation at
+// the server, one token for all, no failure.
 func TestE2EConcurrentTokenProcesses(t *testing.T) {
-	const n = 30
+	const n = 50
 	e := newE2E(t, 2*time.Second)
+	e.realWorkFactor = true
 	e.signup(e.srv.URL, "bob")
 	old := e.token()
 	e.waitRotationDue()
@@ -139,7 +141,8 @@ func TestE2ECrashAfterRotation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e := &e2e{t: t, ctx: base.ctx, bin: base.bin, home: t.TempDir(), srv: base.srv, client: base.client}
+			e := &e2e{t: t, ctx: base.ctx, bin: base.bin, home: newHome(t), srv: base.srv, client: base.client,
+				realWorkFactor: true}
 			p := newProxy(t, base.srv.URL)
 			user := fmt.Sprintf("crash%d", u)
 			e.signup(p.srv.URL, user)

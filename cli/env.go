@@ -25,6 +25,9 @@ const (
 	envVault      = "LATCH_VAULT"
 	envPassphrase = "LATCH_VAULT_PASSPHRASE"
 	envProfile    = "LATCH_PROFILE"
+	// envCache picks the session cache: auto (the kernel keyring, else a
+	// running latch agent), kernel, agent, or none.
+	envCache = "LATCH_VAULT_CACHE"
 )
 
 // globals are the persistent flags every client command shares, and the
@@ -44,6 +47,14 @@ type globals struct {
 	readSecret func(prompt string) ([]byte, error)
 	// env is set by tests that build their own Env.
 	env *flows.Env
+	// noPrompt keeps the vault from asking for its passphrase on the
+	// terminal: the interface owns the terminal and asks on a screen.
+	noPrompt bool
+	// startAgent lets openEnv start a latch agent when the session cache
+	// needs one (latch vault unlock).
+	startAgent bool
+	// noCache opens the vault without a session cache.
+	noCache bool
 }
 
 func newGlobals() *globals {
@@ -90,10 +101,17 @@ func (g *globals) openEnv(ctx context.Context) (*flows.Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := flows.OpenEnv(ctx, home, flows.VaultOptions{Mode: g.vault, Passphrase: g.passphrase(home)})
+	var cache vault.Cache
+	if g.vault != vault.ModeMemory && !g.noCache {
+		if cache, err = g.openCache(ctx, home); err != nil {
+			return nil, err
+		}
+	}
+	e, err := flows.OpenEnv(ctx, home, flows.VaultOptions{Mode: g.vault, Passphrase: g.passphrase(home), Cache: cache})
 	if err != nil {
 		return nil, err
 	}
+	e.Warn = func(msg string) { fmt.Fprintln(g.err, "latch: warning:", msg) }
 	e.Client = func(server string) (*client.Client, error) {
 		return client.New(server, client.Options{Insecure: g.insecure, Version: Version, Timeout: g.timeout})
 	}
@@ -123,10 +141,10 @@ func (g *globals) passphrase(home string) func() ([]byte, error) {
 		if p := os.Getenv(envPassphrase); p != "" {
 			return []byte(p), nil
 		}
-		if !g.tty() {
-			return nil, fmt.Errorf("the encrypted file vault needs a passphrase: set %s, or run latch on a terminal", envPassphrase)
+		if g.noPrompt || !g.tty() {
+			return nil, vault.ErrLocked
 		}
-		if _, err := os.Stat(filepath.Join(home, "secrets.age")); err == nil {
+		if vault.FileVaultExists(home) {
 			return g.readSecret("Vault passphrase: ")
 		}
 		p, err := g.readSecret("New vault passphrase (encrypts " + filepath.Join(home, "secrets.age") + "): ")

@@ -15,14 +15,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latch-dev/latch/flows"
+	"github.com/latch-dev/latch/vault"
 )
 
 // Exit codes.
 const (
-	exitOK    = 0
-	exitError = 1
-	exitUsage = 2
-	exitLogin = 4 // the user must log in again
+	exitOK     = 0
+	exitError  = 1
+	exitUsage  = 2
+	exitLogin  = 4 // the user must log in again
+	exitLocked = 5 // the vault is locked and nothing here can unlock it
 )
 
 // Version is set at build time with -ldflags "-X github.com/latch-dev/latch/cli.Version=…".
@@ -49,7 +51,8 @@ any moment, rotating it safely even when many latch processes ask at once.
 'latch serve' is the backend: accounts, login, refresh tokens that rotate on
 every use with reuse detection, and sessions.
 
-Exit codes: 0 ok, 1 error, 2 usage, 4 login required.`,
+Exit codes: 0 ok, 1 error, 2 usage, 4 login required, 5 vault locked
+(latch vault unlock, or set LATCH_VAULT_PASSPHRASE or LATCH_VAULT_IDENTITY).`,
 		Example: `  latch serve --dev                                          # a throwaway backend
   latch signup --server http://127.0.0.1:8080 -u alice --email alice@example.com
   latch token                                                # a valid access token
@@ -64,7 +67,8 @@ Exit codes: 0 ok, 1 error, 2 usage, 4 login required.`,
 	g.bind(root)
 	root.RunE = tuiRunE(g)
 	root.AddCommand(newServeCmd(nil), newSignupCmd(g, nil), newLoginCmd(g, nil), newLogoutCmd(g),
-		newTokenCmd(g), newStatusCmd(g), newAPICmd(g), newProfileCmd(g), newMFACmd(g), newCodesCmd(g), newDemoCmd(g))
+		newTokenCmd(g), newStatusCmd(g), newAPICmd(g), newProfileCmd(g), newMFACmd(g), newCodesCmd(g), newDemoCmd(g),
+		newVaultCmd(g), newAgentCmd())
 	usageArgs(root)
 	return root
 }
@@ -94,9 +98,15 @@ func Execute() int {
 	}
 	var ue usageError
 	var ql quietLoginRequired
+	var qv quietLocked
 	switch {
+	case errors.As(err, &qv):
+		return exitLocked
 	case errors.As(err, &ql):
 		return exitLogin
+	case errors.Is(err, vault.ErrLocked):
+		fmt.Fprintln(os.Stderr, "latch:", err)
+		return exitLocked
 	case errors.Is(err, flows.ErrLoginRequired):
 		fmt.Fprintln(os.Stderr, "latch:", err)
 		return exitLogin
@@ -110,3 +120,9 @@ func Execute() int {
 	fmt.Fprintln(os.Stderr, "latch:", err)
 	return exitError
 }
+
+// quietLocked exits 5 without a message: the command already said why.
+type quietLocked struct{}
+
+func (quietLocked) Error() string        { return "the vault is locked" }
+func (quietLocked) Is(target error) bool { return target == vault.ErrLocked }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latch-dev/latch/flows"
+	"github.com/latch-dev/latch/vault"
 )
 
 // statusJSON is `latch status --json`. Times are RFC 3339; nothing secret.
@@ -22,6 +23,8 @@ type statusJSON struct {
 type vaultJSON struct {
 	Backend string `json:"backend"`
 	Reason  string `json:"reason"`
+	// State is the file vault's lock, "locked" or "unlocked"; "" for others.
+	State string `json:"state,omitempty"`
 }
 
 type profileJSON struct {
@@ -61,7 +64,9 @@ whether it holds a session, when the access token expires and when it will
 next rotate, and which vault keeps the secrets and why. It does not call the
 server or refresh anything.
 
-Exit code 0 when the profile is logged in, 4 when it is not.`,
+Exit code 0 when the profile is logged in, 4 when it is not, 5 when the
+vault is locked (the session may be fine: latch vault unlock), 1 when the
+vault could not be read for another reason.`,
 		Example: `  latch status
   latch status --all
   latch status --json | jq -r .profiles[0].state`,
@@ -96,6 +101,9 @@ func statusRun(ctx context.Context, o *statusOptions) error {
 		}
 	}
 	out := statusJSON{Vault: vaultJSON{Backend: e.Vault.Backend, Reason: e.Vault.Reason}, Profiles: []profileJSON{}}
+	if vs := e.VaultState(ctx); vs.Lock != nil {
+		out.Vault.State = vs.Lock.State
+	}
 	for _, st := range list {
 		out.Profiles = append(out.Profiles, toProfileJSON(st))
 	}
@@ -105,6 +113,13 @@ func statusRun(ctx context.Context, o *statusOptions) error {
 		}
 	} else {
 		printStatus(g.out, out, o.now())
+	}
+	if !o.All && len(list) > 0 && list[0].State == flows.StateUnknown {
+		// The session may be fine: only the vault could not be read.
+		if errors.Is(list[0].Error, vault.ErrLocked) {
+			return quietLocked{}
+		}
+		return silentError{list[0].Error}
 	}
 	if !o.All && (len(list) == 0 || list[0].State != flows.StateLoggedIn) {
 		return quietLoginRequired{}
@@ -196,6 +211,9 @@ func printStatus(w io.Writer, s statusJSON, now time.Time) {
 		}
 	}
 	fmt.Fprintf(w, "\nvault: %s — %s\n", s.Vault.Backend, s.Vault.Reason)
+	if s.Vault.State == "locked" {
+		fmt.Fprintln(w, "       locked: latch vault unlock (or set LATCH_VAULT_PASSPHRASE or LATCH_VAULT_IDENTITY)")
+	}
 }
 
 // relTime says "expires in 4m10s (15:04:05)" or "expired 3s ago".

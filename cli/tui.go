@@ -17,6 +17,9 @@ func tuiRunE(g *globals) func(*cobra.Command, []string) error {
 			cmd.Help()
 			return usagef("no command given")
 		}
+		// The interface owns the terminal: the vault must not prompt under
+		// it. A locked vault is unlocked on the interface's own screen.
+		g.noPrompt = true
 		e, err := g.openEnv(cmd.Context())
 		if err != nil {
 			return err
