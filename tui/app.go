@@ -5,7 +5,10 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/signal"
+	"reflect"
 	"strings"
+	"syscall"
 	"time"
 
 	"charm.land/bubbles/v2/help"
@@ -15,6 +18,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/latch-dev/latch/flows"
+	"github.com/latch-dev/latch/vault"
 )
 
 // Options configure the interface.
@@ -48,7 +52,12 @@ type App struct {
 	help          help.Model
 	banner        string
 	status        string // an unclaimed error
+	notice        string // news no screen claimed ("Vault unlocked")
 	profile       string
+	// unlockDeclined is set when the user leaves the unlock screen without
+	// unlocking, until their next key: the screen below, reloading, would
+	// otherwise find the vault locked and ask again at once.
+	unlockDeclined bool
 }
 
 // New builds the interface over an Env.
@@ -80,15 +89,30 @@ func New(ctx context.Context, o Options) *App {
 	h.Styles = c.Styles.Help
 	a := &App{common: c, help: h, banner: o.Banner, profile: o.Profile}
 	a.stack = []Component{newHome(c, o.Profile)}
+	// A locked vault is opened first, over home: home reads the profiles'
+	// secrets when it starts, which it then does once the unlock returns
+	// to it. A vault that does not exist yet is created when a step first
+	// saves a secret (see lockedCmd).
+	if o.Env.VaultState(ctx).Locked() && o.Env.VaultExists() {
+		a.stack = append(a.stack, newUnlock(c, readVaultInfo(ctx, o.Env), false))
+	}
 	return a
 }
 
-// Run runs the interface on a terminal until the user quits.
+// Run runs the interface on a terminal until the user quits, or until
+// SIGINT or SIGTERM.
 func Run(ctx context.Context, o Options, in io.Reader, out io.Writer) error {
 	if !o.NoColor {
 		_, o.NoColor = os.LookupEnv("NO_COLOR")
 	}
-	p := tea.NewProgram(New(ctx, o), tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out))
+	// One way for a signal to end the program, not two: Bubble Tea's own
+	// handler blocks sending its quit message once the context (which the
+	// CLI cancels on the same signal) has stopped the event loop, and the
+	// program then hangs in shutdown, waiting for that handler.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p := tea.NewProgram(New(ctx, o), tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out),
+		tea.WithoutSignalHandler())
 	_, err := p.Run()
 	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		return nil // interrupted from outside: a normal way to leave
@@ -116,7 +140,7 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		a.resize()
 		return a, nil
 	case tea.KeyPressMsg:
-		a.status = ""
+		a.status, a.notice, a.unlockDeclined = "", "", false
 		switch {
 		case key.Matches(msg, km.ForceQuit):
 			return a, tea.Quit
@@ -138,18 +162,79 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case NavigateMsg:
 		return a, a.navigate(msg)
 	case BackMsg:
+		_, unlocking := a.top().(*unlock)
 		if len(a.stack) == 1 {
+			if unlocking {
+				return a, tea.Quit // nothing to go back to
+			}
 			return a, nil
 		}
+		a.unlockDeclined = a.unlockDeclined || unlocking
 		a.stack = a.stack[:len(a.stack)-1]
 		return a, a.top().Init()
 	case ErrorMsg:
+		if cmd := a.lockedCmd(msg.Err); cmd != nil {
+			return a, cmd
+		}
 		a.status = explain(msg.Err)
 		return a, nil
+	case VaultLockedMsg:
+		if _, ok := a.top().(*unlock); ok {
+			return a, nil // asked already, by another step of the same screen
+		}
+		s := newUnlock(a.common, msg.info, true)
+		a.stack = append(a.stack, s)
+		a.resize()
+		return a, s.Init()
+	case VaultUnlockedMsg:
+		u, ok := a.top().(*unlock)
+		if !ok {
+			return a, nil
+		}
+		a.stack = a.stack[:len(a.stack)-1]
+		a.notice = msg.note(u.retry)
+		a.resize()
+		return a, a.top().Init()
 	}
 	s, cmd := a.top().Update(msg)
 	a.stack[len(a.stack)-1] = s
-	return a, cmd
+	// The screen shows its failure as usual; a locked vault also brings up
+	// the unlock screen over it, after which the user tries again.
+	return a, tea.Batch(cmd, a.lockedCmd(flowErr(msg)))
+}
+
+// lockedCmd asks for the unlock screen when err says the vault is locked,
+// unless it is up already or the user just left it; else it returns nil.
+func (a *App) lockedCmd(err error) tea.Cmd {
+	if !errors.Is(err, vault.ErrLocked) || a.unlockDeclined {
+		return nil
+	}
+	if _, ok := a.top().(*unlock); ok {
+		return nil
+	}
+	return a.common.flowCmd(func(ctx context.Context) tea.Msg {
+		return VaultLockedMsg{info: readVaultInfo(ctx, a.common.Env)}
+	})
+}
+
+var errorType = reflect.TypeFor[error]()
+
+// flowErr is the failure a flow's result message carries. Every such
+// message keeps it in a field named Err, so the root model can tell a
+// locked vault from any screen's result without each screen reporting it.
+func flowErr(msg tea.Msg) error {
+	v := reflect.ValueOf(msg)
+	if v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	f := v.FieldByName("Err")
+	if !f.IsValid() || f.Type() != errorType || f.IsNil() {
+		return nil
+	}
+	return f.Interface().(error)
 }
 
 func (a *App) toggleHelp() {
@@ -214,6 +299,10 @@ func (a *App) chrome() (header, footer string) {
 	var fb strings.Builder
 	if a.status != "" {
 		fb.WriteString(st.Error.Width(w - 2).Render(a.status))
+		fb.WriteString("\n")
+	}
+	if a.notice != "" {
+		fb.WriteString(st.Note.Width(w - 2).Render(a.notice))
 		fb.WriteString("\n")
 	}
 	a.help.SetWidth(w - 2)

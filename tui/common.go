@@ -2,13 +2,15 @@
 // through the account flows (home, signup, login and its two-factor step,
 // OAuth / OpenID Connect login in a browser or with a device code,
 // dashboard, sessions, the token inspector, two-factor setup and backup
-// codes), built with Bubble Tea.
+// codes, and the file vault's passphrase), built with Bubble Tea.
 //
 // It owns presentation only. Every step calls a flow in flows/ inside a
 // tea.Cmd; the package never speaks HTTP, never handles a token itself, and
 // never renders a password or a token signature unless the user asks for the
 // signature. A TOTP secret is shown only while enrolling, and backup codes
-// once after enrolment and otherwise only after the user confirms.
+// once after enrolment and otherwise only after the user confirms. Nothing
+// is written to the terminal but the View: the vault never prompts under
+// the interface, which asks for its passphrase on a screen of its own.
 package tui
 
 import (
