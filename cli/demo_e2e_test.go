@@ -15,6 +15,20 @@ import (
 
 var updateScreens = flag.Bool("update-screens", false, "write the demo's panes to docs/screens")
 
+// needTmux returns tmux's path, or skips the test without it (fails with
+// LATCH_REQUIRE_TMUX=1, as in CI).
+func needTmux(t *testing.T) string {
+	t.Helper()
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		if os.Getenv("LATCH_REQUIRE_TMUX") == "1" {
+			t.Fatal("LATCH_REQUIRE_TMUX=1 but tmux is not installed")
+		}
+		t.Skip("tmux is not installed (apt-get install tmux); .ci/run installs it and sets LATCH_REQUIRE_TMUX=1")
+	}
+	return tmux
+}
+
 // tmuxPane is one latch running in a private tmux server at 80×24.
 type tmuxPane struct {
 	t    *testing.T
@@ -123,13 +137,7 @@ func (p *tmuxPane) shot(name string) {
 // The newcomer's walk through latch demo, in a real terminal: sign up, watch
 // a background rotation, look at the sessions and the token, log out, quit.
 func TestE2EDemoInTmux(t *testing.T) {
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		if os.Getenv("LATCH_REQUIRE_TMUX") == "1" {
-			t.Fatal("LATCH_REQUIRE_TMUX=1 but tmux is not installed")
-		}
-		t.Skip("tmux is not installed (apt-get install tmux); .ci/run installs it and sets LATCH_REQUIRE_TMUX=1")
-	}
+	tmux := needTmux(t)
 	bin := latchBinary(t)
 	dir := t.TempDir()
 	tmp := filepath.Join(dir, "tmp")
@@ -138,7 +146,7 @@ func TestE2EDemoInTmux(t *testing.T) {
 	}
 	// A clean environment: the demo must need nothing of the developer's.
 	script := filepath.Join(dir, "run")
-	err = os.WriteFile(script, []byte(`exec env -i PATH="$PATH" TERM="$TERM" HOME="`+dir+`" TMPDIR="`+tmp+`" \
+	err := os.WriteFile(script, []byte(`exec env -i PATH="$PATH" TERM="$TERM" HOME="`+dir+`" TMPDIR="`+tmp+`" \
   sh -c '"$0" demo --access-ttl 3s; echo "latch exited $?"; exec sleep 600' "`+bin+`"`), 0o700)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,9 @@ package cli
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -55,5 +57,26 @@ func TestE2EKeyring(t *testing.T) {
 	}
 	if r := keyringEnv("token"); r.code != exitLogin {
 		t.Fatalf("token after logout: %d %s", r.code, r.stderr)
+	}
+	// Many explicit keyring runs at once: none may fail (each probed with a
+	// shared entry before, and deleted the others').
+	os.WriteFile(filepath.Join(e.home, "config.json"), []byte(`{"profiles":[]}`), 0o600)
+	var wg sync.WaitGroup
+	fails := make(chan string, 10)
+	for range 10 {
+		wg.Go(func() {
+			if r := keyringEnv("--vault", "keyring", "profile", "list"); r.code != 0 {
+				fails <- r.stderr
+			}
+		})
+	}
+	wg.Wait()
+	close(fails)
+	for f := range fails {
+		t.Errorf("a concurrent --vault keyring run failed: %s", f)
+	}
+	// An explicit --vault keyring probes once, like auto, and remembers it.
+	if cfg, err := os.ReadFile(filepath.Join(e.home, "config.json")); err != nil || !strings.Contains(string(cfg), `"keyring_checked": true`) {
+		t.Fatalf("the explicit keyring's probe was not remembered: %v\n%s", err, cfg)
 	}
 }

@@ -249,13 +249,7 @@ func TestE2EKillDuringSave(t *testing.T) {
 // The interface on a locked vault asks for the passphrase on its own screen
 // — nothing is written beneath it — and Ctrl+C leaves at once.
 func TestE2EUnlockScreenInTmux(t *testing.T) {
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		if os.Getenv("LATCH_REQUIRE_TMUX") == "1" {
-			t.Fatal("LATCH_REQUIRE_TMUX=1 but tmux is not installed")
-		}
-		t.Skip("tmux is not installed (apt-get install tmux)")
-	}
+	tmux := needTmux(t)
 	e := newE2E(t, time.Minute)
 	e.locked()
 	e.must("vault pass\n", "vault", "unlock", "--passphrase-stdin")
@@ -264,7 +258,7 @@ func TestE2EUnlockScreenInTmux(t *testing.T) {
 
 	dir := t.TempDir()
 	script := filepath.Join(dir, "run")
-	err = os.WriteFile(script, []byte(`exec env -i PATH="$PATH" TERM="$TERM" HOME="`+e.home+`" LATCH_HOME="`+e.home+`" LATCH_VAULT=file \
+	err := os.WriteFile(script, []byte(`exec env -i PATH="$PATH" TERM="$TERM" HOME="`+e.home+`" LATCH_HOME="`+e.home+`" LATCH_VAULT=file \
   sh -c '"$0"; echo "latch exited $?"; exec sleep 600' "`+e.bin+`"`), 0o700)
 	if err != nil {
 		t.Fatal(err)

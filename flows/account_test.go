@@ -358,3 +358,39 @@ func TestLoginDefaults(t *testing.T) {
 		})
 	}
 }
+
+// A keyring that only timed out on the first run is probed again while the
+// file vault it fell back to holds nothing; once it holds secrets, the
+// choice stays, so secrets are always looked for where they are.
+func TestOpenEnvRetriesTimedOutKeyring(t *testing.T) {
+	dir := t.TempDir()
+	timedOut := &vault.Config{Vault: &vault.Choice{Backend: vault.ModeFile, Reason: "keyring unavailable: it did not answer", Retry: true}}
+	if err := timedOut.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	e, err := OpenEnv(t.Context(), dir, VaultOptions{Mode: vault.ModeAuto, Passphrase: fixedPass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(e.Vault.Reason, "remembered") || strings.Contains(e.Vault.Reason, "did not answer") {
+		t.Fatalf("the timed-out keyring was not probed again: %+v", e.Vault)
+	}
+
+	if err := timedOut.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenEnv(t.Context(), dir, VaultOptions{Mode: vault.ModeFile, Passphrase: fixedPass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Secrets.Set(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	again, err := OpenEnv(t.Context(), dir, VaultOptions{Mode: vault.ModeAuto, Passphrase: fixedPass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Vault.Backend != vault.ModeFile || !strings.Contains(again.Vault.Reason, "remembered") {
+		t.Fatalf("a file vault holding secrets was left for a new probe: %+v", again.Vault)
+	}
+}

@@ -215,22 +215,15 @@ func (m *TokenManager) AccessToken(ctx context.Context, profile string, r Refres
 		return tok, nil
 	}
 	m.savePending(ctx, profile)
+	locked := false
 	if m.Cache != nil {
 		// With a cache, a miss mostly means the token is due: take the
 		// lock before reading, so the vault is read once rather than once
-		// before the lock and again under it. A busy lock falls through
-		// to the path below, which hands out a still-valid token.
+		// before the lock and again under it. A busy lock falls back to
+		// reading without it, where a still-valid token is handed out.
 		if unlock, err := m.lock(ctx, profile); err == nil {
 			defer unlock()
-			st, err := m.load(ctx, profile)
-			if err != nil {
-				return "", err
-			}
-			if st.usable(m.now()) {
-				m.cacheAccess(ctx, profile, st)
-				return st.Access, nil
-			}
-			return m.rotateLocked(ctx, profile, r, st, "")
+			locked = true
 		}
 	}
 	st, err := m.load(ctx, profile)
@@ -240,6 +233,9 @@ func (m *TokenManager) AccessToken(ctx context.Context, profile string, r Refres
 	if st.usable(m.now()) {
 		m.cacheAccess(ctx, profile, st)
 		return st.Access, nil
+	}
+	if locked {
+		return m.rotateLocked(ctx, profile, r, st, "")
 	}
 	return m.refresh(ctx, profile, r, st, "")
 }

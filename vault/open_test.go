@@ -91,8 +91,8 @@ func TestOpenAutoHangingKeyring(t *testing.T) {
 
 	start := time.Now()
 	s, c, err := Open(context.Background(), ModeAuto, t.TempDir(), Options{Passphrase: staticPass(testPass)})
-	if err != nil || c.Backend != ModeFile || !strings.Contains(c.Reason, "did not answer") {
-		t.Fatalf("Open = %+v, %v; want the file vault because the keyring did not answer", c, err)
+	if err != nil || c.Backend != ModeFile || !strings.Contains(c.Reason, "did not answer") || !c.Retry {
+		t.Fatalf("Open = %+v, %v; want the file vault, to retry, because the keyring did not answer", c, err)
 	}
 	if _, ok := s.(*fileSecrets); !ok {
 		t.Fatalf("Open returned %T", s)
