@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -147,18 +146,7 @@ func (g *globals) passphrase(home string) func() ([]byte, error) {
 		if vault.FileVaultExists(home) {
 			return g.readSecret("Vault passphrase: ")
 		}
-		p, err := g.readSecret("New vault passphrase (encrypts " + filepath.Join(home, "secrets.age") + "): ")
-		if err != nil {
-			return nil, err
-		}
-		again, err := g.readSecret("Repeat the passphrase: ")
-		if err != nil {
-			return nil, err
-		}
-		if !bytes.Equal(p, again) {
-			return nil, errors.New("the passphrases differ; nothing was saved")
-		}
-		return p, nil
+		return g.newPassphrase("New vault passphrase (encrypts " + filepath.Join(home, "secrets.age") + "): ")
 	}
 }
 

@@ -309,7 +309,7 @@ func (g *globals) newPassphrase(prompt string) ([]byte, error) {
 		return nil, err
 	}
 	if !bytes.Equal(p, again) {
-		return nil, errors.New("the passphrases differ; nothing was changed")
+		return nil, errors.New("the passphrases differ; nothing was saved or changed")
 	}
 	return p, nil
 }
