@@ -209,7 +209,7 @@ func TestMFAAgainstRealServer(t *testing.T) {
 	_, err = c.MFAVerify(ctx, mt, backup[0])
 	wantErr("a used mfa token", err, client.ErrMFAChallengeExpired, 0)
 
-	if tok, err = c.MFAVerify(ctx, challenge(), strings.ToUpper(backup[0])); err != nil {
+	if _, err = c.MFAVerify(ctx, challenge(), strings.ToUpper(backup[0])); err != nil {
 		t.Fatalf("backup code: %v", err)
 	}
 	_, err = c.MFAVerify(ctx, challenge(), backup[0])

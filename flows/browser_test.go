@@ -142,7 +142,7 @@ func TestBrowserLoginRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := newOAuthEnv(t, tc.knob)
-			_, err, page := o.browserLogin(o.req())
+			_, page, err := o.browserLogin(o.req())
 			wantErr(t, err, tc.target, tc.says)
 			if page.Status != http.StatusBadRequest || !strings.Contains(page.Body, "Login failed") {
 				t.Fatalf("page %d: %s", page.Status, page.Body)
@@ -295,7 +295,7 @@ func TestOAuthRequestChecks(t *testing.T) {
 // the profile keeps the server.
 func TestBrowserLoginServer(t *testing.T) {
 	o := newOAuthEnv(t)
-	res, err, _ := o.browserLogin(OAuthRequest{Server: o.idp.URL + "/"})
+	res, _, err := o.browserLogin(OAuthRequest{Server: o.idp.URL + "/"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,11 +56,11 @@ func (o *oauthEnv) browse(b *BrowserLogin) <-chan *fakeidp.Page {
 
 // browserLogin runs a whole browser login and returns its result, its error
 // and the page the browser ended on.
-func (o *oauthEnv) browserLogin(req OAuthRequest) (*LoginResult, error, *fakeidp.Page) {
+func (o *oauthEnv) browserLogin(req OAuthRequest) (*LoginResult, *fakeidp.Page, error) {
 	o.t.Helper()
 	b, err := o.StartBrowserLogin(o.ctx, req)
 	if err != nil {
-		return nil, err, nil
+		return nil, nil, err
 	}
 	page := o.browse(b)
 	res, err := o.FinishBrowserLogin(o.ctx, b)
@@ -72,13 +72,13 @@ func (o *oauthEnv) browserLogin(req OAuthRequest) (*LoginResult, error, *fakeidp
 			o.t.Fatal("the callback page shows a secret of the login")
 		}
 	}
-	return res, err, p
+	return res, p, err
 }
 
 // mustLogin logs in with the browser flow and fails the test otherwise.
 func (o *oauthEnv) mustLogin() *LoginResult {
 	o.t.Helper()
-	res, err, page := o.browserLogin(o.req())
+	res, page, err := o.browserLogin(o.req())
 	if err != nil {
 		o.t.Fatalf("browser login: %v (page %d: %s)", err, page.Status, page.Body)
 	}

@@ -297,7 +297,7 @@ func TestOAuthProfileNames(t *testing.T) {
 	}
 	req := o.req()
 	req.Profile = "work"
-	_, err, _ := o.browserLogin(req)
+	_, _, err := o.browserLogin(req)
 	wantErr(t, err, nil, "logout")
 
 	res := o.mustLogin()
@@ -323,7 +323,7 @@ func TestOAuthDefaults(t *testing.T) {
 		t.Fatalf("explicit server changed: %+v", got)
 	}
 	// Logging in again with the defaults keeps the profile.
-	res, err, _ := o.browserLogin(got)
+	res, _, err := o.browserLogin(got)
 	if err != nil || res.Profile.Name != "default" {
 		t.Fatalf("login again: %+v, %v", res, err)
 	}

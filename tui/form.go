@@ -56,16 +56,6 @@ func (f *form) focusOn(i int) tea.Cmd {
 	return f.inputs[f.focus].Focus()
 }
 
-// focusName moves the keyboard to the named field, if the form has it.
-func (f *form) focusName(name string) tea.Cmd {
-	for i, n := range f.names {
-		if n == name {
-			return f.focusOn(i)
-		}
-	}
-	return nil
-}
-
 func (f *form) value(name string) string {
 	for i, n := range f.names {
 		if n == name {
