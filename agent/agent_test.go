@@ -70,7 +70,16 @@ func TestCacheAcrossScopes(t *testing.T) {
 	if err := ca.Put(ctx, vault.CacheIdentity, []byte("AGE-SECRET-KEY-1"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := cb.Clear(ctx); err != nil {
+	if err := cb.Put(ctx, "pending/p", []byte("pair"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := cb.Clear(ctx, "at/"); err != nil {
+		t.Fatalf("Clear(at/): %v", err)
+	}
+	if got, err := cb.Get(ctx, "pending/p"); err != nil || string(got) != "pair" {
+		t.Fatalf("Clear(at/) took another entry: %q, %v", got, err)
+	}
+	if err := cb.Clear(ctx, ""); err != nil {
 		t.Fatalf("Clear: %v", err)
 	}
 	wantGet(cb, "")
@@ -370,7 +379,7 @@ func TestStop(t *testing.T) {
 	if err := c.Put(ctx, "at/p", []byte("v"), time.Hour); !errors.Is(err, vault.ErrNoCache) {
 		t.Errorf("Put after Stop = %v, want ErrNoCache", err)
 	}
-	if err := c.Clear(ctx); err != nil {
+	if err := c.Clear(ctx, ""); err != nil {
 		t.Errorf("Clear after Stop = %v", err)
 	}
 	if err := Stop(ctx, a.sock); err != nil {

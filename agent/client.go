@@ -111,9 +111,10 @@ func (c *Client) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
-// Clear removes every entry of the client's scope.
-func (c *Client) Clear(ctx context.Context) error {
-	_, err := c.call(ctx, request{Op: opClear, Scope: c.scope})
+// Clear removes every entry of the client's scope whose name starts with
+// prefix ("" for all).
+func (c *Client) Clear(ctx context.Context, prefix string) error {
+	_, err := c.call(ctx, request{Op: opClear, Scope: c.scope, Name: prefix})
 	if err != nil && !errors.Is(err, vault.ErrNoCache) {
 		return fmt.Errorf("clear: %w", err)
 	}

@@ -3,8 +3,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -187,6 +189,7 @@ func TestStartDetachedNotDumpable(t *testing.T) {
 	t.Setenv("LATCH_AGENT_TEST_IDLE", "10s")
 	k, v, _ := strings.Cut(noRaceExitSleep, "=")
 	t.Setenv(k, v)
+	t.Setenv("LATCH_VAULT_PASSPHRASE", "not for the agent")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -206,6 +209,11 @@ func TestStartDetachedNotDumpable(t *testing.T) {
 	})
 	if pid == os.Getpid() || pid <= 0 {
 		t.Fatalf("agent pid %d", pid)
+	}
+	// The passphrase in the starting latch's environment does not live on
+	// in the agent.
+	if env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err != nil || bytes.Contains(env, []byte("not for the agent")) {
+		t.Errorf("the agent's environment holds the passphrase (or cannot be read: %v)", err)
 	}
 	if sid, err := unix.Getsid(pid); err != nil || sid != pid {
 		t.Errorf("agent session id = %d, %v; want its own session %d", sid, err, pid)

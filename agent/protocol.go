@@ -21,7 +21,7 @@ import (
 //	← {"v":1,"ok":false,"code":"not_found","error":"no such entry"}
 //
 // Ops: hello (answers pid and uid), get, put (value, ttl_ms), touch (ttl_ms),
-// delete, clear (every entry of scope), stop. A request of another version is
+// delete, clear (every entry of scope whose name starts with name), stop. A request of another version is
 // answered with code "version" and the agent's own "v", except stop, which
 // every version honours so that any latch can stop any agent.
 const (

@@ -303,7 +303,8 @@ func (s *server) handle(line []byte) (resp response, stop bool) {
 		return s.fail(codeBadRequest, err.Error()), false
 	}
 	if req.Op == opClear {
-		s.store.clearScope(req.Scope)
+		// name, if any, is a prefix: the entries to clear.
+		s.store.clearScope(req.Scope, req.Name)
 		return ok, false
 	}
 	if err := validName(req.Name); err != nil {

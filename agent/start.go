@@ -27,7 +27,7 @@ func Start(ctx context.Context, exe string, args []string, socketPath string) er
 		return err // running already, or speaking another version, or not ours
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), "LATCH_AGENT_SOCK="+socketPath)
+	cmd.Env = agentEnv(socketPath)
 	cmd.Dir = "/" // hold no directory busy
 	cmd.SysProcAttr = detached()
 	// Stdin, Stdout and Stderr left nil are /dev/null: nothing the agent
@@ -72,4 +72,21 @@ func hello(ctx context.Context, path string) error {
 		return err
 	}
 	return c.Close()
+}
+
+// agentEnv is the agent's environment: only what it needs (and variables
+// meant for it, LATCH_AGENT_*), so that a passphrase or identity in the
+// environment of the latch that started it does not live on in the agent.
+func agentEnv(socketPath string) []string {
+	env := []string{"LATCH_AGENT_SOCK=" + socketPath}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "LATCH_AGENT_SOCK":
+		case strings.HasPrefix(k, "LATCH_AGENT_"), k == "PATH", k == "HOME", k == "XDG_RUNTIME_DIR", k == "TMPDIR",
+			k == "GORACE", k == "GOCOVERDIR":
+			env = append(env, kv)
+		}
+	}
+	return env
 }

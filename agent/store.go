@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"time"
 )
@@ -93,11 +94,11 @@ func (s *store) delete(k key) {
 }
 
 // clearScope removes every entry of scope.
-func (s *store) clearScope(scope string) {
+func (s *store) clearScope(scope, prefix string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, e := range s.m {
-		if k.scope == scope {
+		if k.scope == scope && strings.HasPrefix(k.name, prefix) {
 			clear(e.value)
 			delete(s.m, k)
 		}

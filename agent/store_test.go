@@ -34,7 +34,7 @@ func TestStoreWipesValues(t *testing.T) {
 	wiped("delete", deleted)
 	put("s1", "replaced", time.Hour)
 	wiped("replace", replaced)
-	s.clearScope("s2")
+	s.clearScope("s2", "")
 	wiped("clear", cleared)
 	waitFor(t, 3*time.Second, "the expired entry is swept", func() bool {
 		s.mu.Lock()

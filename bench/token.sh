@@ -7,6 +7,7 @@
 #     bench/keyctlread (one kernel keyring read). Target <= 1.3x keyringread.
 #  2. valid token, keyring vault with the access-token cache: against
 #     keyringread. Target <= 1.0x.
+#  2b. a locked vault: exit 5, without the server. Target <= 100 ms.
 #  3. expired token (refresh at a local latch serve + save), file vault and
 #     keyring vault: against keyringread + curl doing the same refresh.
 #     Target <= 1.5x.
@@ -71,7 +72,7 @@ home() {
   grep -q "vault: $1" <<<"$(LATCH_HOME=$h LATCH_VAULT=$1 "$work/latch" status)" || { echo "the $1 vault is not in use, or the signup failed" >&2; exit 1; }
   echo "$h"
 }
-scope() { printf '%s' "$1" | sha256sum | cut -c1-12; }
+scope() { tr -d '\n' <"$1/cache-id"; } # the home's session-cache scope
 mean() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(r[int(sys.argv[2])]["mean"])' "$@"; }
 ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / sum(map(float, sys.argv[2:]))))' "$@"; }
 rotations() { curl -fsS $base/metrics | awk -F' ' '/^latch_refreshes_total\{result="rotated"\}/ {print $2}' | grep . || echo 0; }
@@ -93,6 +94,13 @@ LATCH_HOME=$kh LATCH_VAULT=keyring hyperfine -N --warmup 20 --runs "$RUNS" --exp
   -n "floor: one Secret Service read (keyringread)" "$work/keyringread '$service' profile/default/tokens" | tee -a "$out"
 say "valid, file vault unlocked / keyringread = $(ratio "$(mean "$work/file.json" 0)" "$(mean "$work/file.json" 1)")x (target <= 1.3x); / keyctlread = $(ratio "$(mean "$work/file.json" 0)" "$(mean "$work/file.json" 2)")x"
 say "valid, keyring vault + access-token cache / keyringread = $(ratio "$(mean "$work/keyring.json" 0)" "$(mean "$work/keyring.json" 1)")x (target <= 1.0x)"
+
+# Locked: exit 5 without the server (target: within 100 ms).
+lh=$(home file)
+LATCH_HOME=$lh "$work/latch" vault lock >/dev/null
+LATCH_HOME=$lh LATCH_VAULT=file hyperfine -N -i --warmup 5 --runs 50 --export-json "$work/locked.json" \
+  -n "latch token (file vault locked: exit 5)" "$work/latch token" | tee -a "$out"
+say "locked vault: latch token exits 5 in $(python3 -c 'import sys; print("%.1f" % (float(sys.argv[1]) * 1000))' "$(mean "$work/locked.json" 0)") ms (target <= 100 ms)"
 
 # 3. Expired path: a 1 s access token, slept past before every run.
 start_server 1s

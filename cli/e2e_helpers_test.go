@@ -76,7 +76,7 @@ func newHome(t *testing.T) string {
 	home := t.TempDir()
 	t.Cleanup(func() {
 		if c, err := vault.NewKernelCache(vault.CacheScope(home)); err == nil {
-			c.Clear(context.Background())
+			c.Clear(context.Background(), "")
 		}
 	})
 	return home

@@ -76,8 +76,12 @@ with --passphrase-stdin, or LATCH_VAULT_PASSPHRASE.`,
 			}
 			err = e.UnlockVault(ctx, pass, idle)
 			if errors.Is(err, vault.ErrNoCache) {
-				return fmt.Errorf("the passphrase is right, but there is no session cache to keep the key in "+
-					"(%s=%s): every latch will ask for the passphrase", envCache, os.Getenv(envCache))
+				why := "no kernel keyring and no latch agent here"
+				if v := os.Getenv(envCache); v != "" {
+					why = envCache + "=" + v
+				}
+				return fmt.Errorf("the passphrase is right, but there is no session cache to keep the key in (%s): "+
+					"every latch will ask for the passphrase", why)
 			}
 			if err != nil {
 				return err
@@ -126,19 +130,25 @@ terminal, or exit 5 without one. Sessions stay logged in.`,
 			if err != nil {
 				return err
 			}
-			if err := e.LockVault(ctx); err != nil {
+			unsaved, err := e.LockVault(ctx)
+			if err != nil {
 				return fmt.Errorf("lock the vault: %w", err)
 			}
 			where := "this process"
 			if e.Cache != nil {
 				where = e.Cache.Where()
 			}
-			if a, ok := e.Cache.(*agent.Client); ok {
+			if a, ok := e.Cache.(*agent.Client); ok && len(unsaved) == 0 {
 				if err := a.Stop(ctx); err != nil {
 					fmt.Fprintf(g.err, "latch: the agent did not stop: %v\n", err)
 				}
 			}
 			fmt.Fprintf(g.out, "Vault locked: the key and cached access tokens are gone from %s.\n", where)
+			if len(unsaved) > 0 {
+				fmt.Fprintf(g.err, "latch: warning: rotated tokens of %s could not be saved to the vault yet and stay in %s "+
+					"until they are (removing them would end those sessions): free the disk, then run latch token --profile %s\n",
+					strings.Join(unsaved, ", "), where, unsaved[0])
+			}
 			return nil
 		},
 	}

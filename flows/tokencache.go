@@ -44,8 +44,11 @@ func (m *TokenManager) cacheAccess(ctx context.Context, profile string, st *stor
 		until = due
 	}
 	if l, ok := m.Secrets.(vault.Lockable); ok {
+		// Only a vault unlocked for the session (its key in the cache)
+		// lends its tokens to the session: one opened with
+		// LATCH_VAULT_IDENTITY keeps them to the processes that have it.
 		ls := l.LockState(ctx)
-		if ls.State != "unlocked" {
+		if ls.State != "unlocked" || ls.Until.IsZero() {
 			return
 		}
 		if !ls.Until.IsZero() && ls.Until.Before(until) {
@@ -63,7 +66,7 @@ func (m *TokenManager) cacheAccess(ctx context.Context, profile string, st *stor
 	m.Cache.Put(ctx, vault.CacheAccessToken(profile), raw, ttl)
 }
 
-func (m *TokenManager) uncache(ctx context.Context, _ string, name string) {
+func (m *TokenManager) uncache(ctx context.Context, name string) {
 	if m.Cache != nil {
 		m.Cache.Delete(ctx, name)
 	}
@@ -80,13 +83,23 @@ type pendingPair struct {
 // refresh token's lifetime is unknown.
 const pendingTTL = 7 * 24 * time.Hour
 
-// keepPending puts a pair the vault could not save in the cache; it reports
-// whether it is there.
-func (m *TokenManager) keepPending(ctx context.Context, profile, prev string, next *storedTokens) bool {
+// keepPending puts a pair the vault could not save in the cache, next having
+// replaced st at the server; it reports whether it is there. The pair names
+// the refresh token the vault holds: when st was itself an unsaved pair (the
+// disk stayed full over two rotations), that is st's own predecessor.
+func (m *TokenManager) keepPending(ctx context.Context, profile string, st, next *storedTokens) bool {
 	if m.Cache == nil {
 		return false
 	}
-	raw, err := json.Marshal(pendingPair{Prev: prev, Next: next})
+	prev := st.Refresh
+	if p := m.pending(ctx, profile); p != nil && p.Next.Refresh == st.Refresh {
+		prev = p.Prev
+	}
+	// The ID token is only ever displayed; leaving it out keeps the entry
+	// small enough for a user's kernel key quota (20 000 bytes).
+	kept := *next
+	kept.ID = ""
+	raw, err := json.Marshal(pendingPair{Prev: prev, Next: &kept})
 	if err != nil {
 		return false
 	}
@@ -138,14 +151,14 @@ func (m *TokenManager) savePending(ctx context.Context, profile string) {
 		return
 	}
 	if cur.Refresh != p.Prev {
-		m.uncache(ctx, profile, vault.CachePending(profile))
+		m.uncache(ctx, vault.CachePending(profile))
 		return
 	}
 	if err := m.store(ctx, profile, p.Next); err != nil {
 		m.warn("profile " + profile + ": the rotated tokens kept in the session cache still cannot be saved to the vault: " + err.Error())
 		return
 	}
-	m.uncache(ctx, profile, vault.CachePending(profile))
+	m.uncache(ctx, vault.CachePending(profile))
 }
 
 func (m *TokenManager) warn(msg string) {

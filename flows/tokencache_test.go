@@ -23,7 +23,7 @@ func kernelCache(t *testing.T, home string) vault.Cache {
 		}
 		t.Skipf("no kernel keyring: %v", err)
 	}
-	t.Cleanup(func() { c.Clear(context.Background()) })
+	t.Cleanup(func() { c.Clear(context.Background(), "") })
 	return c
 }
 
@@ -116,7 +116,7 @@ func TestAccessTokenLockedVaultHandsOutNothing(t *testing.T) {
 	e, c := cachedEnv(t)
 	e.login("ada")
 	env := &Env{Home: e.dir, Secrets: e.secrets, Cache: c, Vault: vault.Choice{Backend: vault.ModeFile}}
-	if err := env.LockVault(e.ctx); err != nil {
+	if _, err := env.LockVault(e.ctx); err != nil {
 		t.Fatal(err)
 	}
 	locked, _, err := vault.Open(e.ctx, vault.ModeFile, e.dir, vault.Options{Cache: c})
@@ -203,5 +203,73 @@ func TestAccessTokenStalePendingDropped(t *testing.T) {
 	}
 	if _, err := c.Get(e.ctx, vault.CachePending("ada")); !errors.Is(err, vault.ErrNotFound) {
 		t.Fatalf("a stale unsaved pair stayed: %v", err)
+	}
+}
+
+// TestAccessTokenUnsavedTwice: the disk stays full over two rotations; the
+// kept pair still names the refresh token the vault holds, so once the disk
+// is free the newest pair is saved and no spent token is ever presented.
+func TestAccessTokenUnsavedTwice(t *testing.T) {
+	e, c := cachedEnv(t)
+	login := e.login("ada")
+	full := &TokenManager{Secrets: failingSet{e.secrets}, Dir: e.dir, Now: e.clock.Now, Cache: c}
+	var last string
+	for range 2 {
+		e.clock.Add(testAccessTTL)
+		tok, err := full.AccessToken(e.ctx, "ada", e.client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = tok
+	}
+	if e.stored("ada").Refresh != login.RefreshToken {
+		t.Fatal("the vault changed on a full disk")
+	}
+	e.clock.Add(time.Minute)
+	c.Delete(e.ctx, vault.CacheAccessToken("ada"))
+	if got, err := e.m.AccessToken(e.ctx, "ada", noRefresher{t}); err != nil || got != last {
+		t.Fatalf("after the disk is free = newest %v, %v", got == last, err)
+	}
+	e.clock.Add(testAccessTTL)
+	next, err := e.m.AccessToken(e.ctx, "ada", e.client)
+	if err != nil {
+		t.Fatalf("the next rotation failed (was a spent token presented?): %v", err)
+	}
+	e.checkUsable(next, "ada")
+}
+
+// TestLockVaultKeepsUnsavedRotation: locking the vault removes access tokens
+// but not a pair the vault could not save — that would end the session —
+// and says which profile holds one.
+func TestLockVaultKeepsUnsavedRotation(t *testing.T) {
+	e, c := cachedEnv(t)
+	e.login("ada")
+	if err := vault.UpdateConfig(e.ctx, e.dir, func(cfg *vault.Config) error {
+		return cfg.Put(vault.Profile{Name: "ada", Kind: vault.KindAccount, Server: e.http.URL, Username: "ada"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(testAccessTTL)
+	full := &TokenManager{Secrets: failingSet{e.secrets}, Dir: e.dir, Now: e.clock.Now, Cache: c}
+	got, err := full.AccessToken(e.ctx, "ada", e.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &Env{Home: e.dir, Secrets: e.secrets, Cache: c, Vault: vault.Choice{Backend: vault.ModeFile}}
+	unsaved, err := env.LockVault(e.ctx)
+	if err != nil || len(unsaved) != 1 || unsaved[0] != "ada" {
+		t.Fatalf("LockVault = %v, %v; want ada's unsaved rotation reported", unsaved, err)
+	}
+	if _, err := c.Get(e.ctx, vault.CacheAccessToken("ada")); !errors.Is(err, vault.ErrNotFound) {
+		t.Fatal("the access token stayed in the cache after lock")
+	}
+	e.clock.Add(time.Minute)
+	s, _, err := vault.Open(e.ctx, vault.ModeFile, e.dir, vault.Options{Passphrase: fixedPass, Cache: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &TokenManager{Secrets: s, Dir: e.dir, Now: e.clock.Now, Cache: c}
+	if tok, err := m.AccessToken(e.ctx, "ada", noRefresher{t}); err != nil || tok != got {
+		t.Fatalf("after unlocking again = the unsaved pair's token %v, %v", tok == got, err)
 	}
 }

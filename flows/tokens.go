@@ -165,7 +165,7 @@ func (m *TokenManager) Save(ctx context.Context, profile string, t *client.Token
 	if err := m.store(ctx, profile, st); err != nil {
 		return fmt.Errorf("save tokens of profile %q: %w", profile, err)
 	}
-	m.uncache(ctx, profile, vault.CachePending(profile))
+	m.uncache(ctx, vault.CachePending(profile))
 	m.cacheAccess(ctx, profile, st)
 	return nil
 }
@@ -257,7 +257,7 @@ func (m *TokenManager) Rotate(ctx context.Context, profile string, r Refresher, 
 		stale = st.Access
 	}
 	// The refused token must not come back from the cache either.
-	m.uncache(ctx, profile, vault.CacheAccessToken(profile))
+	m.uncache(ctx, vault.CacheAccessToken(profile))
 	return m.refresh(ctx, profile, r, st, stale)
 }
 
@@ -271,8 +271,8 @@ func (m *TokenManager) Forget(ctx context.Context, profile string) error {
 		return err
 	}
 	defer unlock()
-	m.uncache(ctx, profile, vault.CacheAccessToken(profile))
-	m.uncache(ctx, profile, vault.CachePending(profile))
+	m.uncache(ctx, vault.CacheAccessToken(profile))
+	m.uncache(ctx, vault.CachePending(profile))
 	if err := m.Secrets.Delete(ctx, tokensKey(profile)); err != nil {
 		return fmt.Errorf("delete tokens of profile %q: %w", profile, err)
 	}
@@ -377,7 +377,7 @@ func (m *TokenManager) rotateLocked(ctx context.Context, profile string, r Refre
 		// The old refresh token is spent now: presenting it again after
 		// the server's grace window reads as theft. Keep the new pair in
 		// the session cache, where every later run finds it and saves it.
-		if m.keepPending(ctx, profile, st.Refresh, next) {
+		if m.keepPending(ctx, profile, st, next) {
 			m.warn(fmt.Sprintf("profile %q: the rotated tokens could not be saved to the vault (%v); "+
 				"they are kept in %s until a later latch saves them — free the disk or fix the vault soon",
 				profile, err, m.Cache.Where()))

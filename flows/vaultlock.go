@@ -57,17 +57,30 @@ func (e *Env) UnlockVault(ctx context.Context, passphrase []byte, idle time.Dura
 	return l.Unlock(ctx, passphrase, idle)
 }
 
-// LockVault locks the file vault and empties the session cache of this
-// latch home, access tokens included: a locked vault hands out nothing.
-func (e *Env) LockVault(ctx context.Context) error {
+// LockVault locks the file vault and removes this latch home's access tokens
+// from the session cache: a locked vault hands out nothing. A rotated pair
+// that the vault could not save yet stays in the cache — removing it would
+// end that session — and its profile is returned, so the caller can say so
+// (and keep an agent that holds it running).
+func (e *Env) LockVault(ctx context.Context) (unsaved []string, err error) {
 	var errs []error
 	if l, ok := e.Secrets.(vault.Lockable); ok {
 		errs = append(errs, l.Lock(ctx))
 	}
 	if e.Cache != nil {
-		errs = append(errs, e.Cache.Clear(ctx))
+		errs = append(errs, e.Cache.Clear(ctx, vault.CacheAccessTokens))
+		cfg, cerr := e.Config()
+		if cerr != nil {
+			return nil, cerr
+		}
+		m := e.Tokens()
+		for _, p := range cfg.Profiles {
+			if m.pending(ctx, p.Name) != nil {
+				unsaved = append(unsaved, p.Name)
+			}
+		}
 	}
-	return errors.Join(errs...)
+	return unsaved, errors.Join(errs...)
 }
 
 // ChangeVaultPassphrase rewraps the file vault's key.

@@ -55,10 +55,14 @@ func writeFileAtomic(path string, write func(io.Writer) error, wrap func(io.Writ
 	}
 	// The rename is only durable once the directory entry is.
 	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w (%w)", path, errNotDurable, err)
 	}
 	return nil
 }
+
+// errNotDurable means the new file is in place but the directory could not
+// be synced: a crash now might bring the old one back.
+var errNotDurable = errors.New("the new file is in place, but a crash could still undo it: the directory could not be synced")
 
 func syncDir(dir string) error {
 	if runtime.GOOS == "windows" {

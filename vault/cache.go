@@ -2,10 +2,14 @@ package vault
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -33,8 +37,10 @@ type Cache interface {
 	// Delete removes the entry under name; deleting an absent one is not an
 	// error.
 	Delete(ctx context.Context, name string) error
-	// Clear removes every entry of this scope (latch vault lock).
-	Clear(ctx context.Context) error
+	// Clear removes every entry of this scope whose name starts with
+	// prefix ("" for all): latch vault lock removes "at/", the access
+	// tokens, and leaves unsaved rotations.
+	Clear(ctx context.Context, prefix string) error
 	// Where says in a few words where the entries live, for latch vault
 	// status ("kernel keyring (persistent keyring of uid 1000)").
 	Where() string
@@ -46,10 +52,17 @@ type Cache interface {
 var ErrNoCache = errors.New("no session cache: the kernel keyring is not available here and no latch agent is running; " +
 	"start one with latch vault unlock")
 
-// CacheScope names the cache scope of a latch home: a short hash of its
-// absolute path, so that entries of different homes (LATCH_HOME) never mix
-// and no path appears in /proc/keys.
+// CacheScope names the cache scope of a latch home: a random id kept in the
+// home (cache-id, 0600), made on first use. The kernel keyring is per uid and
+// not per container, so two containers running as the same uid with the same
+// LATCH_HOME path must not share entries — a hash of the path would let one
+// hand out the other's access tokens. The same home on a shared volume is
+// the same vault, and shares them rightly. A home where the id cannot be
+// kept falls back to a hash of its path.
 func CacheScope(home string) string {
+	if id, err := homeID(home); err == nil {
+		return id
+	}
 	if abs, err := filepath.Abs(home); err == nil {
 		home = abs
 	}
@@ -57,14 +70,61 @@ func CacheScope(home string) string {
 	return hex.EncodeToString(sum[:6])
 }
 
+const cacheIDFile = "cache-id"
+
+// homeID reads home's cache id, or makes one: written to a temp file and
+// linked into place, so that latch processes starting together agree on it
+// and none reads a half-written id.
+func homeID(home string) (string, error) {
+	path := filepath.Join(home, cacheIDFile)
+	for range 2 {
+		if b, err := os.ReadFile(path); err == nil {
+			if id := strings.TrimSpace(string(b)); validID(id) {
+				return id, nil
+			}
+			return "", fmt.Errorf("%s is not a latch cache id", path)
+		}
+		b := make([]byte, 12)
+		rand.Read(b)
+		tmp, err := os.CreateTemp(home, "."+cacheIDFile+".*.tmp")
+		if err != nil {
+			return "", err
+		}
+		_, werr := tmp.WriteString(hex.EncodeToString(b) + "\n")
+		cerr := tmp.Close()
+		if werr == nil && cerr == nil {
+			// Link fails if another latch made the id first: then read
+			// theirs on the next turn.
+			os.Link(tmp.Name(), path)
+		}
+		os.Remove(tmp.Name())
+	}
+	return "", fmt.Errorf("could not make %s", path)
+}
+
+func validID(id string) bool {
+	if len(id) != 24 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
+
 // Names of the entries latch keeps in the cache.
 const (
 	// CacheIdentity holds the file vault's unlocked age identity.
 	CacheIdentity = "vault/identity"
+	// cacheUsed holds when the identity was last used (Unix seconds):
+	// nothing secret, so a latch vault lock racing a use that brings it
+	// back is harmless.
+	cacheUsed = "vault/used"
 )
 
+// CacheAccessTokens is the prefix of every entry holding an access token.
+const CacheAccessTokens = "at/"
+
 // CacheAccessToken names the entry holding profile's current access token.
-func CacheAccessToken(profile string) string { return "at/" + profile }
+func CacheAccessToken(profile string) string { return CacheAccessTokens + profile }
 
 // CachePending names the entry holding a rotated token pair of profile that
 // could not be saved to the vault yet.
@@ -72,3 +132,7 @@ func CachePending(profile string) string { return "pending/" + profile }
 
 // DefaultIdle is how long an unlocked vault stays unlocked without use.
 const DefaultIdle = 12 * time.Hour
+
+// maxIdle bounds the idle timeout an unlock may ask for (and a cache entry
+// may claim): a year.
+const maxIdle = 365 * 24 * time.Hour

@@ -86,10 +86,12 @@ type fileSecrets struct {
 	id   *age.X25519Identity // once unlocked, for the life of the process
 	from string              // where id came from, for status
 	pass []byte              // a passphrase that worked (format 1 reads)
-	// memo is the last map decrypted and the file it came from, so that a
-	// command reads and decrypts an unchanged vault once.
+	// memo is the last map decrypted and the ciphertext it came from, so
+	// that a command decrypts an unchanged vault once. age encrypts with a
+	// fresh file key on every write, so equal bytes mean an unchanged vault
+	// (an inode, size and mtime could repeat).
 	memo     map[string][]byte
-	memoStat fs.FileInfo
+	memoData []byte
 
 	// wrap wraps the temp file's writer; tests use it to simulate a full disk.
 	wrap func(io.Writer) io.Writer
@@ -156,11 +158,14 @@ func (s *fileSecrets) Delete(ctx context.Context, key string) error {
 // changed since this process last did. A missing file wraps ErrNotFound. A
 // format-1 vault is migrated to format 2 first.
 func (s *fileSecrets) read(ctx context.Context) (map[string][]byte, error) {
-	data, fi, err := s.readFile(ctx)
+	if !s.stillUnlocked(ctx) {
+		s.forgetMemo()
+	}
+	data, _, err := s.readFile(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if m := s.memoFor(fi); m != nil {
+	if m := s.memoFor(data); m != nil {
 		return m, nil
 	}
 	if vaultFormat(data) == Format1 {
@@ -173,7 +178,7 @@ func (s *fileSecrets) read(ctx context.Context) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.remember(m, fi)
+	s.remember(m, data)
 	return m, nil
 }
 
@@ -192,7 +197,10 @@ func (s *fileSecrets) update(ctx context.Context, change func(map[string][]byte)
 	removeTemps(s.path)
 
 	var id *age.X25519Identity
-	data, fi, err := s.readFile(ctx)
+	if !s.stillUnlocked(ctx) {
+		s.forgetMemo()
+	}
+	data, _, err := s.readFile(ctx)
 	var m map[string][]byte
 	migrate := false
 	switch {
@@ -209,7 +217,7 @@ func (s *fileSecrets) update(ctx context.Context, change func(map[string][]byte)
 		}
 		migrate = true
 	default:
-		if m = s.memoFor(fi); m == nil {
+		if m = s.memoFor(data); m == nil {
 			if m, err = s.decrypt(ctx, data); err != nil {
 				// Wrong identity or corrupt file: never overwrite it.
 				return err
@@ -227,8 +235,9 @@ func (s *fileSecrets) update(ctx context.Context, change func(map[string][]byte)
 	if err != nil {
 		return fmt.Errorf("file vault: %w", err)
 	}
+	var written bytes.Buffer
 	err = writeFileAtomic(s.path, func(w io.Writer) error {
-		enc, err := age.Encrypt(w, id.Recipient())
+		enc, err := age.Encrypt(io.MultiWriter(w, &written), id.Recipient())
 		if err != nil {
 			return err
 		}
@@ -237,12 +246,13 @@ func (s *fileSecrets) update(ctx context.Context, change func(map[string][]byte)
 		}
 		return enc.Close()
 	}, s.wrap)
+	if errors.Is(err, errNotDurable) {
+		return fmt.Errorf("file vault: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("file vault: %w (the previous vault is intact)", err)
 	}
-	if fi, err := os.Stat(s.path); err == nil {
-		s.remember(m, fi)
-	}
+	s.remember(m, written.Bytes())
 	return nil
 }
 
@@ -291,6 +301,10 @@ func (s *fileSecrets) decrypt(ctx context.Context, data []byte) (map[string][]by
 		m, err = decryptMap(data, id)
 	}
 	if errors.As(err, &noMatch) {
+		if src := s.source(); src == sourceEnv || src == sourceEnvFile {
+			return nil, fmt.Errorf("file vault %s was not encrypted to the identity in %s: set it to this vault's "+
+				"identity, or unset it to unlock with the passphrase", s.path, src)
+		}
 		return nil, fmt.Errorf("file vault %s was not encrypted to the identity from %s: %w", s.path, s.source(), ErrWrongPassphrase)
 	}
 	if err != nil {
@@ -367,20 +381,25 @@ func vaultFormat(data []byte) int {
 	return Format2
 }
 
-func (s *fileSecrets) memoFor(fi fs.FileInfo) map[string][]byte {
+func (s *fileSecrets) memoFor(data []byte) map[string][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.memo == nil || s.memoStat == nil || !os.SameFile(s.memoStat, fi) ||
-		!s.memoStat.ModTime().Equal(fi.ModTime()) || s.memoStat.Size() != fi.Size() {
+	if s.memo == nil || !bytes.Equal(s.memoData, data) {
 		return nil
 	}
 	return s.memo
 }
 
-func (s *fileSecrets) remember(m map[string][]byte, fi fs.FileInfo) {
+func (s *fileSecrets) remember(m map[string][]byte, data []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.memo, s.memoStat = m, fi
+	s.memo, s.memoData = m, bytes.Clone(data)
+}
+
+func (s *fileSecrets) forgetMemo() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.memo, s.memoData = nil, nil
 }
 
 func cloneMap(m map[string][]byte) map[string][]byte {

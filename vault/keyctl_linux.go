@@ -247,7 +247,7 @@ func (c *kernelCache) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
-func (c *kernelCache) Clear(ctx context.Context) error {
+func (c *kernelCache) Clear(ctx context.Context, prefix string) error {
 	err := c.do(ctx, func(ring int) error {
 		ids, err := keyringIDs(ring)
 		if err != nil {
@@ -262,7 +262,7 @@ func (c *kernelCache) Clear(ctx context.Context) error {
 				continue
 			}
 			typ, desc, ok := parseDescription(d)
-			if !ok || typ != "user" || !strings.HasPrefix(desc, c.prefix) {
+			if !ok || typ != "user" || !strings.HasPrefix(desc, c.prefix+prefix) {
 				continue
 			}
 			if err := invalidate(id); err != nil && !errors.Is(gone(err), ErrNotFound) {

@@ -54,7 +54,7 @@ func newTestKernelCache(t testing.TB, persistent bool) *kernelCache {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := c.Clear(context.Background()); err != nil {
+		if err := c.Clear(context.Background(), ""); err != nil {
 			t.Error(err)
 		}
 	})
@@ -178,7 +178,7 @@ func TestKernelCacheScopes(t *testing.T) {
 		wantGet(t, b, "at/work", "b")
 		wantNotFound(t, b, "vault/identity")
 
-		if err := a.Clear(context.Background()); err != nil {
+		if err := a.Clear(context.Background(), ""); err != nil {
 			t.Fatal(err)
 		}
 		wantNotFound(t, a, "at/work")
@@ -298,7 +298,7 @@ func TestKernelCacheCanceledContext(t *testing.T) {
 		"Put":    c.Put(ctx, "at/work", []byte("v"), time.Minute),
 		"Touch":  c.Touch(ctx, "at/work", time.Minute),
 		"Delete": c.Delete(ctx, "at/work"),
-		"Clear":  c.Clear(ctx),
+		"Clear":  c.Clear(ctx, ""),
 	} {
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("%s = %v, want context.Canceled", name, err)

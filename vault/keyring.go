@@ -464,9 +464,10 @@ func (k *keyringSecrets) set(key, enc string) error {
 	if !chunked {
 		return nil
 	}
-	if err := k.dropChunks(key, old); err != nil {
-		return fmt.Errorf("the new value is stored, but removing the previous one's chunks failed: %w", err)
-	}
+	// The new value is stored: a failure to remove the old chunks only
+	// orphans them, and reporting it would make a saved rotation look
+	// unsaved to the token manager.
+	k.dropChunks(key, old)
 	return nil
 }
 

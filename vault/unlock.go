@@ -1,15 +1,11 @@
 package vault
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"filippo.io/age"
@@ -102,8 +98,14 @@ func (s *fileSecrets) identity(ctx context.Context, create bool) (*age.X25519Ide
 		s.setIdentity(ctx, id, src, false)
 		return id, nil
 	}
-	if id := s.cachedIdentity(ctx, true); id != nil {
-		return id, nil
+	// A new vault gets a new key, whatever the cache holds: an identity
+	// left there by a vault that was moved aside would otherwise encrypt
+	// the new one with no key file to unwrap it once the cache forgets it.
+	fresh := create && !s.keyExists()
+	if !fresh {
+		if id := s.cachedIdentity(ctx, true); id != nil {
+			return id, nil
+		}
 	}
 	// One latch at a time unwraps the key, so that many started together on
 	// a locked vault derive it once (the others find it in the cache), not
@@ -113,14 +115,18 @@ func (s *fileSecrets) identity(ctx context.Context, create bool) (*age.X25519Ide
 		return nil, err
 	}
 	defer unlock()
-	if id := s.cachedIdentity(ctx, true); id != nil {
-		return id, nil
+	if !fresh {
+		if id := s.cachedIdentity(ctx, true); id != nil {
+			return id, nil
+		}
 	}
 	if !s.keyExists() {
 		if !create {
 			if _, err := os.Stat(s.path); err == nil {
-				return nil, fmt.Errorf("file vault %s: its key file %s is missing (or the vault was made with %s): "+
-					"set %s or restore the key file: %w", s.path, filepath.Join(s.dir, keyFile), IdentityEnv, IdentityEnv, ErrLocked)
+				// Not ErrLocked: no passphrase can open this vault.
+				return nil, fmt.Errorf("file vault %s cannot be opened: its key file %s is missing (or the vault was "+
+					"made with %s): restore the key file from a backup, or set %s to the vault's identity",
+					s.path, filepath.Join(s.dir, keyFile), IdentityEnv, IdentityEnv)
 			}
 		}
 		pass, err := s.askPassphrase()
@@ -146,62 +152,6 @@ func (s *fileSecrets) identity(ctx context.Context, create bool) (*age.X25519Ide
 	s.setPass(pass)
 	s.setIdentity(ctx, id, sourcePassphrase, true)
 	return id, nil
-}
-
-// cachedIdentity returns the identity kept in the session cache, or nil.
-// With use, it re-arms the entry's idle timer when it is due.
-func (s *fileSecrets) cachedIdentity(ctx context.Context, use bool) *age.X25519Identity {
-	if s.cache == nil {
-		return nil
-	}
-	raw, err := s.cache.Get(ctx, CacheIdentity)
-	if err != nil {
-		return nil
-	}
-	e, ok := parseCachedIdentity(raw)
-	if !ok {
-		return nil
-	}
-	if use && time.Since(e.used) > rearmAfter {
-		e.used = time.Now()
-		s.cache.Put(ctx, CacheIdentity, e.encode(), e.idle) // best effort: the entry still holds
-	}
-	s.mu.Lock()
-	s.id, s.from = e.id, sourceCache
-	s.mu.Unlock()
-	return e.id
-}
-
-// setIdentity remembers id for this process and, with toCache, in the
-// session cache (best effort: without a cache each process unlocks itself).
-func (s *fileSecrets) setIdentity(ctx context.Context, id *age.X25519Identity, from string, toCache bool) error {
-	s.mu.Lock()
-	s.id, s.from = id, from
-	s.mu.Unlock()
-	if !toCache || s.cache == nil {
-		return nil
-	}
-	idle := s.idle
-	if idle <= 0 {
-		idle = DefaultIdle
-	}
-	e := cachedIdentity{id: id, idle: idle, used: time.Now()}
-	return s.cache.Put(ctx, CacheIdentity, e.encode(), idle)
-}
-
-func (s *fileSecrets) dropIdentity(ctx context.Context) {
-	s.mu.Lock()
-	s.id, s.from = nil, ""
-	s.mu.Unlock()
-	if s.cache != nil {
-		s.cache.Delete(ctx, CacheIdentity)
-	}
-}
-
-func (s *fileSecrets) source() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.from
 }
 
 // askPassphrase returns the passphrase that already worked in this process,
@@ -232,134 +182,13 @@ func (s *fileSecrets) setPass(p []byte) {
 	s.mu.Unlock()
 }
 
-func (s *fileSecrets) keyExists() bool {
-	_, err := os.Stat(filepath.Join(s.dir, keyFile))
-	return err == nil
-}
-
-// newKey makes the vault's identity and saves it wrapped with pass. Callers
-// hold the key file's lock, or the vault's during a migration.
-func (s *fileSecrets) newKey(ctx context.Context, pass []byte) (*age.X25519Identity, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		return nil, fmt.Errorf("file vault: %w", err)
-	}
-	if err := writeKeyFile(s.dir, id, pass, s.wrap); err != nil {
-		return nil, err
-	}
-	return id, nil
-}
-
-// writeKeyFile saves id encrypted with pass (age scrypt), atomically.
-func writeKeyFile(dir string, id *age.X25519Identity, pass []byte, wrap func(io.Writer) io.Writer) error {
-	r, err := age.NewScryptRecipient(string(pass))
-	if err != nil {
-		return fmt.Errorf("file vault: %w", err)
-	}
-	wf, err := workFactor()
-	if err != nil {
-		return fmt.Errorf("file vault: %w", err)
-	}
-	r.SetWorkFactor(wf)
-	path := filepath.Join(dir, keyFile)
-	removeTemps(path)
-	err = writeFileAtomic(path, func(w io.Writer) error {
-		enc, err := age.Encrypt(w, r)
-		if err != nil {
-			return err
-		}
-		if _, err := io.WriteString(enc, id.String()+"\n"); err != nil {
-			return err
-		}
-		return enc.Close()
-	}, wrap)
-	if err != nil {
-		return fmt.Errorf("file vault key: %w (the previous key file is intact)", err)
-	}
-	return nil
-}
-
-// unwrapKeyFile decrypts the key file in dir with pass.
-func unwrapKeyFile(dir string, pass []byte) (*age.X25519Identity, error) {
-	path := filepath.Join(dir, keyFile)
-	data, err := readBounded(path)
-	if err != nil {
-		return nil, fmt.Errorf("file vault key: %w", err)
-	}
-	sid, err := age.NewScryptIdentity(string(pass))
-	if err != nil {
-		return nil, fmt.Errorf("file vault key: %w", err)
-	}
-	dec, err := age.Decrypt(bytes.NewReader(data), sid)
-	var noMatch *age.NoIdentityMatchError
-	if errors.As(err, &noMatch) {
-		return nil, fmt.Errorf("file vault %s: %w", path, ErrWrongPassphrase)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("file vault key %s (%v): %w", path, err, ErrCorrupt)
-	}
-	plain, err := io.ReadAll(io.LimitReader(dec, maxKeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("file vault key %s (%v): %w", path, err, ErrCorrupt)
-	}
-	id, err := age.ParseX25519Identity(strings.TrimSpace(string(plain)))
-	if err != nil {
-		// age's parse errors could quote the key; say nothing of it.
-		return nil, fmt.Errorf("file vault key %s holds no age identity: %w", path, ErrCorrupt)
-	}
-	return id, nil
-}
-
-// envIdentity reads LATCH_VAULT_IDENTITY or LATCH_VAULT_IDENTITY_FILE; nil
-// when neither is set.
-func envIdentity() (*age.X25519Identity, string, error) {
-	text, src := os.Getenv(IdentityEnv), sourceEnv
-	if text == "" {
-		path := os.Getenv(IdentityFileEnv)
-		if path == "" {
-			return nil, "", nil
-		}
-		data, err := readBounded(path)
-		if err != nil {
-			return nil, "", fmt.Errorf("%s: %w", IdentityFileEnv, err)
-		}
-		text, src = string(data), sourceEnvFile
-	}
-	ids, err := age.ParseIdentities(strings.NewReader(text))
-	if err == nil {
-		for _, id := range ids {
-			if x, ok := id.(*age.X25519Identity); ok {
-				return x, src, nil
-			}
-		}
-	}
-	// Never quote the value: it is a secret key, or close to one.
-	return nil, "", fmt.Errorf("%s holds no age X25519 identity (a line AGE-SECRET-KEY-1…, as age-keygen writes)", src)
-}
-
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxKeyFile {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxKeyFile)
-	}
-	return data, nil
-}
-
 // Unlock implements Lockable.
 func (s *fileSecrets) Unlock(ctx context.Context, passphrase []byte, idle time.Duration) error {
 	if len(passphrase) == 0 {
 		return errors.New("vault passphrase is empty")
+	}
+	if idle > maxIdle {
+		return fmt.Errorf("an idle timeout of %s is longer than a year", idle)
 	}
 	if idle > 0 {
 		s.idle = idle
@@ -417,12 +246,12 @@ func (s *fileSecrets) Unlock(ctx context.Context, passphrase []byte, idle time.D
 // Lock implements Lockable.
 func (s *fileSecrets) Lock(ctx context.Context) error {
 	s.mu.Lock()
-	s.id, s.from, s.pass, s.memo, s.memoStat = nil, "", nil, nil, nil
+	s.id, s.from, s.pass, s.memo, s.memoData = nil, "", nil, nil, nil
 	s.mu.Unlock()
 	if s.cache == nil {
 		return nil
 	}
-	return s.cache.Delete(ctx, CacheIdentity)
+	return errors.Join(s.cache.Delete(ctx, CacheIdentity), s.cache.Delete(ctx, cacheUsed))
 }
 
 // LockState implements Lockable. It neither unlocks nor re-arms anything.
@@ -438,13 +267,9 @@ func (s *fileSecrets) LockState(ctx context.Context) LockState {
 		st.State, st.From = "unlocked", src
 		return st
 	}
-	if s.cache != nil {
-		if raw, err := s.cache.Get(ctx, CacheIdentity); err == nil {
-			if e, ok := parseCachedIdentity(raw); ok {
-				st.State, st.From, st.Idle = "unlocked", sourceCache, e.idle
-				st.Until = e.used.Add(e.idle)
-			}
-		}
+	if e, ok := s.readCachedIdentity(ctx); ok {
+		st.State, st.From, st.Idle = "unlocked", sourceCache, e.idle
+		st.Until = e.used.Add(e.idle)
 	}
 	return st
 }
@@ -495,33 +320,4 @@ func (s *fileSecrets) Exists() bool {
 		return true
 	}
 	return s.keyExists()
-}
-
-// cachedIdentity is the session cache's entry for an unlocked vault: the
-// identity, the idle timeout it was unlocked with, and its last use.
-type cachedIdentity struct {
-	id   *age.X25519Identity
-	idle time.Duration
-	used time.Time
-}
-
-func (e cachedIdentity) encode() []byte {
-	return fmt.Appendf(nil, "%s\nidle=%d\nused=%d\n", e.id, int64(e.idle/time.Second), e.used.Unix())
-}
-
-func parseCachedIdentity(raw []byte) (cachedIdentity, bool) {
-	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
-	if len(lines) != 3 {
-		return cachedIdentity{}, false
-	}
-	id, err := age.ParseX25519Identity(lines[0])
-	if err != nil {
-		return cachedIdentity{}, false
-	}
-	idle, err1 := strconv.ParseInt(strings.TrimPrefix(lines[1], "idle="), 10, 64)
-	used, err2 := strconv.ParseInt(strings.TrimPrefix(lines[2], "used="), 10, 64)
-	if err1 != nil || err2 != nil || idle <= 0 {
-		return cachedIdentity{}, false
-	}
-	return cachedIdentity{id: id, idle: time.Duration(idle) * time.Second, used: time.Unix(used, 0)}, true
 }

@@ -43,7 +43,14 @@ func (c *memCache) Put(_ context.Context, name string, v []byte, _ time.Duration
 	return nil
 }
 
-func (c *memCache) Touch(context.Context, string, time.Duration) error { return nil }
+func (c *memCache) Touch(_ context.Context, name string, _ time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[name]; !ok {
+		return ErrNotFound
+	}
+	return nil
+}
 
 func (c *memCache) Delete(_ context.Context, name string) error {
 	c.mu.Lock()
@@ -52,10 +59,14 @@ func (c *memCache) Delete(_ context.Context, name string) error {
 	return nil
 }
 
-func (c *memCache) Clear(context.Context) error {
+func (c *memCache) Clear(_ context.Context, prefix string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	clear(c.m)
+	for k := range c.m {
+		if strings.HasPrefix(k, prefix) {
+			delete(c.m, k)
+		}
+	}
 	return nil
 }
 
@@ -169,16 +180,70 @@ func TestFileVaultRearm(t *testing.T) {
 	e.used = old
 	cache.Put(ctx, CacheIdentity, e.encode(), e.idle)
 
+	cache.Delete(ctx, cacheUsed)
+
 	openTestFile(t, dir, lockedPass, cache).LockState(ctx)
-	if raw, _ := cache.Get(ctx, CacheIdentity); !bytes.Equal(raw, e.encode()) {
+	if _, err := cache.Get(ctx, cacheUsed); err == nil {
 		t.Fatal("LockState re-armed the idle timer")
 	}
 	if _, err := openTestFile(t, dir, lockedPass, cache).Get(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
-	raw, _ = cache.Get(ctx, CacheIdentity)
-	if e2, _ := parseCachedIdentity(raw); !e2.used.After(old) {
-		t.Fatal("a read did not re-arm the idle timer")
+	if st := openTestFile(t, dir, lockedPass, cache).LockState(ctx); !st.Until.After(old.Add(e.idle)) {
+		t.Fatalf("a read did not re-arm the idle timer: until %v", st.Until)
+	}
+
+	// An entry whose idle time ran out by its own record (its timeout was
+	// never set: a latch killed in between) does not unlock anything.
+	e.used = time.Now().Add(-e.idle - time.Hour)
+	cache.Put(ctx, CacheIdentity, e.encode(), e.idle)
+	cache.Delete(ctx, cacheUsed)
+	if _, err := openTestFile(t, dir, lockedPass, cache).Get(ctx, "k"); !errors.Is(err, ErrLocked) {
+		t.Fatalf("an expired entry unlocked the vault: %v", err)
+	}
+}
+
+// TestFileVaultLockReachesRunningLatch: a latch that took the identity from
+// the cache stops using it once latch vault lock (in another process) has
+// removed it — the interface runs for hours.
+func TestFileVaultLockReachesRunningLatch(t *testing.T) {
+	ctx := context.Background()
+	dir, cache := t.TempDir(), newMemCache()
+	if err := openTestFile(t, dir, staticPass(testPass), cache).Set(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	running := openTestFile(t, dir, lockedPass, cache)
+	if _, err := running.Get(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if err := openTestFile(t, dir, lockedPass, cache).Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := running.Get(ctx, "k"); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Get in a running latch after lock = %v, want ErrLocked", err)
+	}
+}
+
+// TestFileVaultNewIgnoresStaleIdentity: a new vault (the old one moved aside)
+// gets its own key file even when the cache still holds the old identity,
+// so it opens with the passphrase once the cache forgets.
+func TestFileVaultNewIgnoresStaleIdentity(t *testing.T) {
+	ctx := context.Background()
+	dir, cache := t.TempDir(), newMemCache()
+	if err := openTestFile(t, dir, staticPass(testPass), cache).Set(ctx, "k", []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{vaultFile, keyFile} {
+		os.Rename(filepath.Join(dir, name), filepath.Join(dir, name+".aside"))
+	}
+	if err := openTestFile(t, dir, staticPass("new pass"), cache).Set(ctx, "k", []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, keyFile)); err != nil {
+		t.Fatalf("the new vault has no key file: %v", err)
+	}
+	if got, err := openTestFile(t, dir, staticPass("new pass"), newMemCache()).Get(ctx, "k"); err != nil || string(got) != "new" {
+		t.Fatalf("the new vault with its passphrase and no cache = %q, %v", got, err)
 	}
 }
 
@@ -313,9 +378,12 @@ func TestFileVaultIdentityFromEnv(t *testing.T) {
 		t.Fatalf("Get with %s = %q, %v", IdentityFileEnv, got, err)
 	}
 
+	// No passphrase can open it: not "locked" (latch vault unlock cannot
+	// help), but a message that names the identity it needs.
 	t.Setenv(IdentityFileEnv, "")
-	if _, err := openTestFile(t, dir, lockedPass, nil).Get(ctx, "k"); !errors.Is(err, ErrLocked) {
-		t.Fatalf("Get with no identity = %v, want ErrLocked", err)
+	if _, err := openTestFile(t, dir, staticPass(testPass), nil).Get(ctx, "k"); err == nil || errors.Is(err, ErrLocked) ||
+		!strings.Contains(err.Error(), IdentityEnv) || !strings.Contains(err.Error(), "key file") {
+		t.Fatalf("Get with no identity = %v, want the missing key file and %s named", err, IdentityEnv)
 	}
 
 	bad := "AGE-SECRET-KEY-1NOTAKEYBUTSECRETLOOKING"
