@@ -83,10 +83,14 @@ func (c *testCache) Delete(_ context.Context, name string) error {
 	return nil
 }
 
-func (c *testCache) Clear(context.Context) error {
+func (c *testCache) Clear(_ context.Context, prefix string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.m = nil
+	for name := range c.m {
+		if strings.HasPrefix(name, prefix) {
+			delete(c.m, name)
+		}
+	}
 	return nil
 }
 
