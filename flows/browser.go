@@ -167,7 +167,13 @@ func (b *BrowserLogin) serveCallback(w http.ResponseWriter, r *http.Request) {
 	select {
 	case err = <-b.outcome:
 	case <-b.closed:
-		err = errors.New("the login ended before this answer could be used (it timed out or was cancelled); start it again in the terminal")
+		// The login may have ended with this very answer: its outcome,
+		// when sent, wins over the closing that follows it.
+		select {
+		case err = <-b.outcome:
+		default:
+			err = errors.New("the login ended before this answer could be used (it timed out or was cancelled); start it again in the terminal")
+		}
 	case <-r.Context().Done():
 		return
 	}
