@@ -174,7 +174,7 @@ func (c *Client) Login(ctx context.Context, identifier, password string) (*Token
 		}
 		return nil, &MFARequiredError{Token: w.MFAToken, Methods: w.MFAMethods}
 	}
-	return w.tokens(r)
+	return w.tokens(r, password)
 }
 
 // Refresh trades a refresh token for a new pair; the old refresh token is
@@ -188,7 +188,7 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (*Tokens, err
 	if err != nil {
 		return nil, err
 	}
-	return w.tokens(r)
+	return w.tokens(r, refreshToken)
 }
 
 // Logout ends the session the refresh token belongs to.
@@ -329,6 +329,12 @@ func (c *Client) call(ctx context.Context, method, path string, body any, token 
 	}
 	if out != nil {
 		if err := decodeJSON(r, out); err != nil {
+			// A decode error can quote a value of the answer (a time
+			// that does not parse), which the server may have echoed.
+			var re *ResponseError
+			if errors.As(err, &re) {
+				re.Reason = redact(re.Reason, secrets)
+			}
 			return r, err
 		}
 	}
@@ -343,14 +349,17 @@ type tokenWire struct {
 	RefreshExpiresIn seconds `json:"refresh_expires_in"`
 }
 
-func (w tokenWire) tokens(r *reply) (*Tokens, error) {
+// tokens checks the answer's shape; secrets are what the call sent, kept out
+// of the error.
+func (w tokenWire) tokens(r *reply, secrets ...string) (*Tokens, error) {
 	switch {
 	case w.AccessToken == "":
 		return nil, shapeError(r, "has no access_token")
 	case w.RefreshToken == "":
 		return nil, shapeError(r, "has no refresh_token")
 	case !strings.EqualFold(w.TokenType, "Bearer"):
-		return nil, shapeError(r, fmt.Sprintf("has token_type %q, want \"Bearer\"", w.TokenType))
+		// Redacted: the server could echo a secret the call sent.
+		return nil, shapeError(r, fmt.Sprintf("has token_type %q, want \"Bearer\"", redact(w.TokenType, secrets)))
 	case w.ExpiresIn <= 0:
 		return nil, shapeError(r, "has no positive expires_in")
 	}

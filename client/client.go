@@ -205,6 +205,11 @@ func (c *Client) transportError(ctx context.Context, method, path string, gotHea
 	case gotHeaders:
 		return &ResponseError{Status: resp.StatusCode(), op: op,
 			Reason: "reading the response body failed: " + cause.Error()}
+	case strings.Contains(cause.Error(), "failed to parse Location header"):
+		// net/http parses a redirect's Location before CheckRedirect can
+		// stop it, and has no error type for it: the server did answer.
+		return &ResponseError{op: op,
+			Reason: "the server redirects to an unparsable location; latch does not follow redirects, so check --server"}
 	}
 	return &unreachableError{op: op, msg: "cannot reach " + c.base.Host + ": " + describeDialError(cause) +
 		"; check --server and that the server is running", err: cause}

@@ -350,7 +350,7 @@ func parseProblem(r *reply, secrets []string) (*APIError, bool) {
 		e.AttemptsLeft = left
 	}
 	if e.RetryAfter == 0 {
-		if n, err := strconv.Atoi(strings.TrimSpace(r.header.Get("Retry-After"))); err == nil && n > 0 {
+		if n, err := strconv.Atoi(strings.TrimSpace(r.header.Get("Retry-After"))); err == nil && n > 0 && n < 1e6 {
 			e.RetryAfter = time.Duration(n) * time.Second
 		}
 	}
@@ -364,6 +364,11 @@ func redact(s string, secrets []string) string {
 	for _, sec := range secrets {
 		if len(sec) >= 4 {
 			s = strings.ReplaceAll(s, sec, "[redacted]")
+			if strings.Contains(s, sec) {
+				// The marker and what follows it formed the secret again
+				// ("d]ab" in "d]abab").
+				s = "[redacted]"
+			}
 		}
 	}
 	return s

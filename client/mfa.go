@@ -60,7 +60,7 @@ func (c *Client) MFAVerify(ctx context.Context, mfaToken, code string) (*Tokens,
 	if err != nil {
 		return nil, err
 	}
-	return w.tokens(r)
+	return w.tokens(r, mfaToken, code)
 }
 
 // MFADisable turns MFA off; it takes a TOTP code or a backup code. An

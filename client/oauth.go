@@ -471,6 +471,10 @@ func (p *Provider) VerifyIDToken(ctx context.Context, raw, nonce string) (*IDTok
 		}
 		return nil, fmt.Errorf("%s: %s: %w", op, clean(err.Error(), []string{raw}), ErrInvalidIDToken)
 	}
+	if tok.Subject == "" {
+		// OpenID Connect requires sub; without it the token names nobody.
+		return nil, fmt.Errorf("%s: it has no sub claim: %w", op, ErrInvalidIDToken)
+	}
 	if nonce != "" && tok.Nonce != nonce {
 		return nil, fmt.Errorf("%s: its nonce is not the one this login sent (a replayed or substituted token): %w", op, ErrInvalidIDToken)
 	}

@@ -61,18 +61,29 @@ func CheckSignup(p *client.AuthConfig, f SignupFields) map[string]string {
 	return errs
 }
 
+// maxScoredRunes caps what PasswordScore hands zxcvbn, as the server does (it
+// refuses passwords over 128 runes): zxcvbn's cost grows faster than linearly
+// and the meter scores on every keystroke.
+const maxScoredRunes = 128
+
+// passwordStrength is zxcvbn, a seam for tests.
+var passwordStrength = zxcvbn.PasswordStrength
+
 // PasswordScore is the zxcvbn score (0–4) of a password, with the account's
 // username and email as words an attacker would try first, as the server
-// judges it.
+// judges it. Only the first 128 runes are scored.
 func PasswordScore(password, username, email string) int {
 	if password == "" {
 		return 0
+	}
+	if r := []rune(password); len(r) > maxScoredRunes {
+		password = string(r[:maxScoredRunes])
 	}
 	inputs := []string{username, email}
 	if at := strings.IndexByte(email, '@'); at > 0 {
 		inputs = append(inputs, email[:at])
 	}
-	return zxcvbn.PasswordStrength(password, inputs).Score
+	return passwordStrength(password, inputs).Score
 }
 
 // matchesPattern applies the server's username pattern. A pattern Go cannot

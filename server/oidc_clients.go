@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -58,18 +59,33 @@ func LoadClients(path string) ([]ClientConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read clients file: %w", err)
 	}
+	clients, err := parseClients(raw)
+	if err != nil {
+		return nil, fmt.Errorf("clients file %s: %w", path, err)
+	}
+	return clients, nil
+}
+
+// parseClients reads a clients file's content: one document, known fields
+// only, every client valid, no id twice.
+func parseClients(raw []byte) ([]ClientConfig, error) {
 	var doc struct {
 		Clients []ClientConfig `yaml:"clients"`
 	}
-	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("clients file %s: %w", path, err)
+		return nil, err
 	}
+	seen := map[string]bool{}
 	for _, c := range doc.Clients {
 		if _, err := newClient(c); err != nil {
-			return nil, fmt.Errorf("clients file %s: %w", path, err)
+			return nil, err
 		}
+		if seen[c.ID] {
+			return nil, fmt.Errorf("client %q is listed twice", c.ID)
+		}
+		seen[c.ID] = true
 	}
 	return doc.Clients, nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -130,27 +131,52 @@ func (h *hasher) VerifyDummy(ctx context.Context, password string) {
 	h.Verify(ctx, h.dummy, password)
 }
 
+// Bounds of the argon2id parameters a stored hash may ask for: a hash from
+// a database latch did not write (a migration, a restored backup) must not
+// make a login allocate terabytes or spin for hours.
+const (
+	argonMaxMemory  = 4 << 20 // KiB: 4 GiB
+	argonMaxTime    = 1 << 10
+	argonMinSaltLen = 8 // the argon2 specification's minimum
+	argonMaxKeyLen  = 1 << 10
+)
+
+// parseArgon reads a PHC string in its one canonical form, the one Hash
+// writes: decimal parameters without sign or leading zeros, unpadded
+// standard base64 with no stray bits or line breaks. Anything else is
+// refused, so one hash has one spelling.
 func parseArgon(encoded string) (p argonParams, salt, key []byte, err error) {
 	parts := strings.Split(encoded, "$")
 	// "", "argon2id", "v=19", "m=…,t=…,p=…", salt, key
-	if len(parts) != 6 {
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != "v="+strconv.Itoa(argon2.Version) {
 		return p, nil, nil, errBadHash
 	}
-	var v int
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
+	params := strings.Split(parts[3], ",")
+	if len(params) != 3 {
 		return p, nil, nil, errBadHash
 	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil {
+	m, okM := phcUint(params[0], "m=", argonMaxMemory)
+	t, okT := phcUint(params[1], "t=", argonMaxTime)
+	threads, okP := phcUint(params[2], "p=", 255)
+	if !okM || !okT || !okP || m < 8*threads {
 		return p, nil, nil, errBadHash
 	}
-	if p.Memory == 0 || p.Time == 0 || p.Threads == 0 {
+	p = argonParams{Memory: uint32(m), Time: uint32(t), Threads: uint8(threads)}
+	if salt, err = b64.Strict().DecodeString(parts[4]); err != nil || len(salt) < argonMinSaltLen || b64.EncodeToString(salt) != parts[4] {
 		return p, nil, nil, errBadHash
 	}
-	if salt, err = b64.DecodeString(parts[4]); err != nil {
-		return p, nil, nil, errBadHash
-	}
-	if key, err = b64.DecodeString(parts[5]); err != nil || len(key) < 16 {
+	if key, err = b64.Strict().DecodeString(parts[5]); err != nil || len(key) < 16 || len(key) > argonMaxKeyLen || b64.EncodeToString(key) != parts[5] {
 		return p, nil, nil, errBadHash
 	}
 	return p, salt, key, nil
+}
+
+// phcUint reads "name=N": N decimal, 1 ≤ N ≤ limit, no sign, no leading zero.
+func phcUint(s, name string, limit uint64) (uint64, bool) {
+	digits, ok := strings.CutPrefix(s, name)
+	if !ok || digits == "" || digits[0] == '0' || strings.Trim(digits, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(digits, 10, 64)
+	return n, err == nil && n <= limit
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 )
 
@@ -116,16 +117,25 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 			"Send the request body as application/json.")
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	tooBig := func(err error) bool {
+		var e *http.MaxBytesError
+		return errors.As(err, &e)
+	}
+	errTooBig := newProblem(http.StatusRequestEntityTooLarge, probTooLarge, "Request body too large",
+		"The request body must be at most 64 KiB.")
 	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return newProblem(http.StatusRequestEntityTooLarge, probTooLarge, "Request body too large",
-				"The request body must be at most 64 KiB.")
+		if tooBig(err) {
+			return errTooBig
 		}
 		return newProblem(http.StatusBadRequest, probMalformed, "Malformed request",
 			"The request body is not a valid JSON object of the expected shape: "+jsonErrorDetail(err))
 	}
-	if dec.More() {
+	// Only white space may follow. dec.More is not enough: it says no more
+	// at a stray '}' or ']', and "{}}" would pass.
+	if _, err := dec.Token(); err != io.EOF {
+		if tooBig(err) {
+			return errTooBig
+		}
 		return newProblem(http.StatusBadRequest, probMalformed, "Malformed request",
 			"The request body must hold exactly one JSON object.")
 	}
@@ -141,9 +151,29 @@ func jsonErrorDetail(err error) string {
 	case errors.As(err, &syn):
 		return "syntax error at byte " + strconv.FormatInt(syn.Offset, 10)
 	case errors.As(err, &typ):
-		return "field " + strconv.Quote(typ.Field) + " must be " + typ.Type.String()
+		if typ.Field == "" {
+			return "the body must be a JSON object"
+		}
+		return "field " + strconv.Quote(typ.Field) + " must be " + jsonKind(typ.Type)
 	case errors.Is(err, io.EOF):
 		return "the body is empty"
 	}
 	return "unexpected end of input"
+}
+
+// jsonKind names a Go type as the JSON a client should send for it, not as
+// Go spells it.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8,
+		reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }

@@ -34,8 +34,9 @@ type mfaSetup struct {
 	err   error
 	hint  string
 
-	codes   []string // after enabling: shown once
-	saveErr error    // the codes could not be saved to the vault
+	codes    []string // after enabling: shown once
+	saveErr  error    // the codes could not be saved to the vault
+	cursorAt int      // the code field's line in the last View
 
 	work work
 }
@@ -152,12 +153,16 @@ func (m *mfaSetup) submit() tea.Cmd {
 func qrContent(uri string) string {
 	k, err := otp.NewKeyFromURL(uri)
 	if err != nil || k.Type() != "totp" || k.Period() != 30 || k.Digits() != otp.DigitsSix ||
-		k.Algorithm() != otp.AlgorithmSHA1 || k.Secret() == "" {
+		k.Algorithm() != otp.AlgorithmSHA1 || k.Secret() == "" || strings.Contains(k.AccountName(), ":") {
+		// (An account with a ':' would read as an issuer in a short label.)
 		return uri
 	}
-	q := "secret=" + k.Secret()
+	// Query escaping, with %20 for spaces as authenticator apps expect: a
+	// path-escaped issuer would leave '&' and '=' to split the query.
+	esc := func(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
+	q := "secret=" + esc(k.Secret())
 	if k.Issuer() != "" {
-		q = "issuer=" + url.PathEscape(k.Issuer()) + "&" + q
+		q = "issuer=" + esc(k.Issuer()) + "&" + q
 	}
 	return "otpauth://totp/" + url.PathEscape(k.AccountName()) + "?" + q
 }
@@ -168,6 +173,7 @@ func (m *mfaSetup) qrFits() bool {
 }
 
 func (m *mfaSetup) View() string {
+	m.cursorAt = 0
 	switch {
 	case m.codes != nil:
 		return m.codesView()
@@ -201,6 +207,7 @@ func (m *mfaSetup) steps(w int) string {
 		b.WriteString(st.Label.Render(pad(label, 7)) + " " + st.Key.Render(strings.Join(groups[i:min(i+4, len(groups))], " ")) + "\n")
 	}
 	b.WriteString("\n" + st.Value.Width(w).Render("2. Type the 6-digit code it shows:") + "\n\n")
+	m.cursorAt = strings.Count(b.String(), "\n")
 	b.WriteString(st.FieldLabelFocus.Render(pad("Code", 7)) + " " + m.input.View() + "\n\n")
 	switch {
 	case m.work.active():
@@ -224,7 +231,7 @@ func (m *mfaSetup) codesView() string {
 	writeCodes(&b, st.Key, m.codes, nil)
 	b.WriteString("\n")
 	if m.saveErr != nil {
-		b.WriteString(st.Warn.Width(m.width).Render("⚠ "+upperFirst(m.saveErr.Error())+".") + "\n")
+		b.WriteString(st.Warn.Width(m.width).Render("⚠ "+upperFirst(forInterface(m.saveErr.Error()))+".") + "\n")
 	} else {
 		b.WriteString(st.Note.Width(m.width).Render("✓ Saved to your vault ("+m.c.Env.Vault.Backend+"). They are not shown here again; "+
 			"the account screen's backup codes (b) reveals them on request.") + "\n")
@@ -263,6 +270,8 @@ func setupTrouble(err error) string {
 	}
 	return upperFirst(explain(err))
 }
+
+func (m *mfaSetup) cursorLine() int { return m.cursorAt }
 
 func (m *mfaSetup) ShortHelp() []key.Binding {
 	km := m.c.KeyMap

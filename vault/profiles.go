@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"unicode"
 )
@@ -71,20 +72,54 @@ func Home() (string, error) {
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return "", fmt.Errorf("create %s: %w; set LATCH_HOME to a writable directory", dir, err)
 	}
+	// MkdirAll leaves a directory that already exists as it is: one that
+	// others can read or enter is made private, or refused when it is not
+	// the user's to change. Windows keeps no such bits.
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return "", fmt.Errorf("latch's home %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("latch's home %s is not a directory; set LATCH_HOME to a directory of your own", dir)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&^dirPerm != 0 {
+		if err := os.Chmod(dir, dirPerm); err != nil {
+			return "", fmt.Errorf("latch's home %s is open to other users (%s) and cannot be made private (%w); "+
+				"set LATCH_HOME to a directory of your own, or chmod 700 it", dir, fi.Mode().Perm(), err)
+		}
+	}
 	return dir, nil
 }
+
+// maxConfigSize caps the profiles file: a real one is a few KiB, and
+// decoding a huge one would stall every latch command (20 MB took 3.5 s).
+const maxConfigSize = 1 << 20
 
 // LoadConfig reads the profiles file in dir. A missing file is an empty
 // config, not an error.
 func LoadConfig(dir string) (*Config, error) {
 	path := filepath.Join(dir, configFile)
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Config{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read profiles: %w", err)
 	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read profiles: %w", err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("profiles file %s is larger than %d KiB, far more than any profiles need: "+
+			"move it aside and add the profiles again", path, maxConfigSize>>10)
+	}
+	return decodeConfig(path, data)
+}
+
+// decodeConfig parses the profiles file's content; path is for messages.
+func decodeConfig(path string, data []byte) (*Config, error) {
 	var c Config
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
