@@ -120,17 +120,6 @@ func TestOIDCLoginPage(t *testing.T) {
 	}
 }
 
-func TestOIDCCodeNeedsVerifier(t *testing.T) {
-	e := newOPEnv(t)
-	e.register("alice", "alice@example.com")
-	a := newAuthorization(e.cliConfig("127.0.0.1:5555"))
-	q := e.codeFlow(t, a, "alice", nil)
-	_, err := a.cfg.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(oauth2.GenerateVerifier()))
-	if oauthErr(err) != "invalid_grant" {
-		t.Fatalf("wrong verifier: %v", err)
-	}
-}
-
 func TestOIDCCallbackOtherBrowser(t *testing.T) {
 	e := newOPEnv(t)
 	e.register("alice", "alice@example.com")

@@ -4,10 +4,14 @@
 // client's redirect URI), so the test sees where the server sent it.
 //
 // It checks every HTML page it reads for what latch's pages promise: a strict
-// Content-Security-Policy and nothing loaded from elsewhere.
+// Content-Security-Policy, no Referer sent on, and nothing loaded from
+// elsewhere. It fails the test on a 307 or 308 answer to a POST: a browser
+// would resend the form, password included, to wherever it points (RFC 9700
+// §4.12), so latch's pages never send one.
 package webform
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -35,12 +39,25 @@ func New(t testing.TB, server string) *Browser {
 	}
 	b := &Browser{t: t, host: u.Host}
 	b.c = &http.Client{Jar: jar, Timeout: 10 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if err := postRedirect(via[len(via)-1], req.Response); err != nil {
+			return err
+		}
 		if req.URL.Host != b.host || len(via) > 10 {
 			return http.ErrUseLastResponse
 		}
 		return nil
 	}}
 	return b
+}
+
+// postRedirect is an error if res, the answer to req, is a redirect that
+// keeps the method and body of a POST.
+func postRedirect(req *http.Request, res *http.Response) error {
+	if req.Method == http.MethodPost && res != nil &&
+		(res.StatusCode == http.StatusTemporaryRedirect || res.StatusCode == http.StatusPermanentRedirect) {
+		return fmt.Errorf("POST %s answered %d to %s: a browser would resend the form there", req.URL, res.StatusCode, res.Header.Get("Location"))
+	}
+	return nil
 }
 
 // Page is what the browser got: a page of the server, or a redirect out.
@@ -61,6 +78,9 @@ func (b *Browser) Do(req *http.Request) *Page {
 		b.t.Fatal(err)
 	}
 	defer res.Body.Close()
+	if err := postRedirect(req, res); err != nil {
+		b.t.Fatal(err)
+	}
 	raw, _ := io.ReadAll(res.Body)
 	p := &Page{Status: res.StatusCode, URL: res.Request.URL, Header: res.Header, Body: string(raw)}
 	if loc := res.Header.Get("Location"); res.StatusCode/100 == 3 && loc != "" {
@@ -146,10 +166,14 @@ func (p *Page) Text() string {
 	return strings.Join(strings.Fields(sb.String()), " ")
 }
 
-// CheckPageSafe fails t unless the page has the strict CSP and loads nothing
-// from elsewhere.
+// CheckPageSafe fails t unless the page has the strict CSP, sends no
+// Referer on (its URL may carry a request id or a user code), and loads
+// nothing from elsewhere.
 func CheckPageSafe(t testing.TB, p *Page) {
 	t.Helper()
+	if rp := p.Header.Get("Referrer-Policy"); rp != "no-referrer" {
+		t.Errorf("%s: Referrer-Policy %q, want no-referrer", p.URL, rp)
+	}
 	csp := p.Header.Get("Content-Security-Policy")
 	for _, want := range []string{"default-src 'none'", "form-action 'self'", "frame-ancestors 'none'"} {
 		if !strings.Contains(csp, want) {
