@@ -15,7 +15,6 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
-	"github.com/charmbracelet/x/ansi"
 
 	"github.com/latch-dev/latch/flows"
 	"github.com/latch-dev/latch/vault"
@@ -54,6 +53,7 @@ type App struct {
 	status        string // an unclaimed error
 	notice        string // news no screen claimed ("Vault unlocked")
 	profile       string
+	scroll        int // the first line of the active screen's body shown
 	// unlockDeclined is set when the user leaves the unlock screen without
 	// unlocking, until their next key: the screen below, reloading, would
 	// otherwise find the vault locked and ask again at once.
@@ -138,12 +138,15 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		a.width, a.height = msg.Width, msg.Height
 		a.resize()
+		a.follow()
 		return a, nil
 	case tea.KeyPressMsg:
 		a.status, a.notice, a.unlockDeclined = "", "", false
 		switch {
 		case key.Matches(msg, km.ForceQuit):
 			return a, tea.Quit
+		case a.scrollKey(msg):
+			return a, nil
 		case a.top().Typing():
 			if msg.String() == "f1" {
 				a.toggleHelp()
@@ -171,6 +174,7 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		a.unlockDeclined = a.unlockDeclined || unlocking
 		a.stack = a.stack[:len(a.stack)-1]
+		a.scroll = 0
 		return a, a.top().Init()
 	case ErrorMsg:
 		if cmd := a.lockedCmd(msg.Err); cmd != nil {
@@ -184,6 +188,7 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		s := newUnlock(a.common, msg.info, true)
 		a.stack = append(a.stack, s)
+		a.scroll = 0
 		a.resize()
 		return a, s.Init()
 	case VaultUnlockedMsg:
@@ -193,11 +198,15 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		a.stack = a.stack[:len(a.stack)-1]
 		a.notice = msg.note(u.retry)
+		a.scroll = 0
 		a.resize()
 		return a, a.top().Init()
 	}
 	s, cmd := a.top().Update(msg)
 	a.stack[len(a.stack)-1] = s
+	if _, ok := msg.(tea.KeyPressMsg); ok {
+		a.follow()
+	}
 	// The screen shows its failure as usual; a locked vault also brings up
 	// the unlock screen over it, after which the user tries again.
 	return a, tea.Batch(cmd, a.lockedCmd(flowErr(msg)))
@@ -246,11 +255,12 @@ func (a *App) toggleHelp() {
 func (a *App) navigate(msg NavigateMsg) tea.Cmd {
 	c := a.common
 	var s Component
+	a.scroll = 0
 	switch msg.To {
 	case pageHome:
 		a.stack = a.stack[:1]
 		h := a.stack[0].(*home)
-		h.note = msg.Note
+		h.setNote(msg.Note, msg.Profile.Name)
 		a.resize()
 		return h.Init()
 	case pageDashboard:
@@ -305,13 +315,9 @@ func (a *App) chrome() (header, footer string) {
 		fb.WriteString(st.Note.Width(w - 2).Render(a.notice))
 		fb.WriteString("\n")
 	}
-	a.help.SetWidth(w - 2)
-	keys := helpKeys{s: a.top(), km: a.common.KeyMap}
-	line := a.help.View(keys)
-	if !a.help.ShowAll && strings.HasSuffix(ansi.Strip(line), a.help.Ellipsis) {
-		// Rather than cut the screen's own keys, leave q to the full help.
-		keys.noQuit = true
-		line = a.help.View(keys)
+	line := helpLine(a.help, a.top(), a.common.KeyMap, w-2)
+	if a.help.ShowAll {
+		line = keyList(a.help, keyGroups(a.top(), a.common.KeyMap), w-2)
 	}
 	fb.WriteString(line)
 	return hb.String(), fb.String()
@@ -351,7 +357,7 @@ func (a *App) render() string {
 	}
 	header, footer := a.chrome()
 	bodyW, bodyH := a.bodySize()
-	body := fit(a.top().View(), bodyW, bodyH)
+	body := fit(a.window(a.top().View(), bodyH, a.scroll), bodyW, bodyH)
 	out := header + "\n" + a.common.Styles.App.Render(body) + "\n" + a.common.Styles.App.Render(footer)
 	return fit(out, a.width, a.height)
 }
@@ -371,33 +377,4 @@ func fit(s string, w, h int) string {
 		}
 	}
 	return strings.Join(lines, "\n")
-}
-
-// helpKeys adds the keys that work everywhere to a screen's.
-type helpKeys struct {
-	s      Component
-	km     *KeyMap
-	noQuit bool
-}
-
-func (h helpKeys) ShortHelp() []key.Binding {
-	keys := append([]key.Binding(nil), h.s.ShortHelp()...)
-	switch {
-	case h.noQuit && !h.s.Typing():
-		return append(keys, h.km.Help)
-	case h.noQuit:
-		return keys
-	case h.s.Typing():
-		return append(keys, h.km.ForceQuit)
-	}
-	return append(keys, h.km.Help, h.km.Quit)
-}
-
-func (h helpKeys) FullHelp() [][]key.Binding {
-	global := []key.Binding{h.km.Help, h.km.Back, h.km.Quit, h.km.ForceQuit}
-	if h.s.Typing() {
-		f1 := key.NewBinding(key.WithKeys("f1"), key.WithHelp("f1", "fewer keys"))
-		global = []key.Binding{f1, h.km.Back, h.km.ForceQuit}
-	}
-	return append(h.s.FullHelp(), global)
 }

@@ -21,8 +21,10 @@ import (
 	"time"
 
 	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/latch-dev/latch/client"
@@ -170,7 +172,7 @@ func explain(err error) string {
 	if err == nil {
 		return ""
 	}
-	msg := err.Error()
+	msg := forInterface(err.Error())
 	switch {
 	case errors.Is(err, flows.ErrLoginRequired):
 		return msg + ". Log in again (l)."
@@ -243,4 +245,31 @@ func sentence(parts ...string) string {
 // until is how long from now to t, rounded to the second, never negative.
 func until(now, t time.Time) time.Duration {
 	return max(t.Sub(now).Round(time.Second), 0)
+}
+
+// pad right-pads s with spaces to w cells.
+func pad(s string, w int) string {
+	if n := w - lipgloss.Width(s); n > 0 {
+		return s + strings.Repeat(" ", n)
+	}
+	return s
+}
+
+// withHelp is b with another description, for a key whose meaning depends
+// on the screen.
+func withHelp(b key.Binding, desc string) key.Binding {
+	b.SetHelp(b.Help().Key, desc)
+	return b
+}
+
+// policySummary says what a server accepts, in one line.
+func policySummary(p *client.AuthConfig) string {
+	parts := []string{
+		fmt.Sprintf("usernames %d–%d", p.Username.MinLength, p.Username.MaxLength),
+		fmt.Sprintf("passwords %d–%d, strength ≥ %d/4", p.Password.MinLength, p.Password.MaxLength, p.Password.MinScore),
+	}
+	if p.AccessTokenTTL > 0 {
+		parts = append(parts, "access tokens last "+short(p.AccessTokenTTL))
+	}
+	return sentence(parts...)
 }

@@ -152,7 +152,7 @@ func (d *dashboard) Update(msg tea.Msg) (Component, tea.Cmd) {
 		case msg.Result.Revoked == 0:
 			note = "Logged out of " + d.profile.Name + ": the session had already ended on the server."
 		}
-		return d, NavigateCmd(NavigateMsg{To: pageHome, Note: note})
+		return d, NavigateCmd(NavigateMsg{To: pageHome, Profile: d.profile, Note: note})
 	case TickMsg:
 		return d, d.tick()
 	case tea.KeyPressMsg:

@@ -246,3 +246,19 @@ func TestGoldenInspector(t *testing.T) {
 func vaultLogin(p vault.Profile, pw string) flows.LoginRequest {
 	return flows.LoginRequest{Profile: p.Name, Server: p.Server, Identifier: p.Username, Password: pw}
 }
+
+// The key list (?) on the screen with the most keys, the dashboard: every
+// column shows, wrapped into rows where the terminal is narrow.
+func TestGoldenKeyList(t *testing.T)      { goldenKeyList(t, 80, 24) }
+func TestGoldenKeyList60x20(t *testing.T) { goldenKeyList(t, 60, 20) }
+
+func goldenKeyList(t *testing.T, w, h int) {
+	hs := newHarness(t)
+	p := hs.signup("demo")
+	g := startGolden(t, hs.app("demo", demoBanner), w, h)
+	g.tm.Send(NavigateMsg{To: pageDashboard, Profile: p})
+	g.wait("Rotations")
+	g.tm.Type("?")
+	g.wait("fewer keys", "ctrl+c quit", "call the protected route")
+	g.finish()
+}

@@ -200,7 +200,8 @@ func (d *driver) exec(cmd tea.Cmd) tea.Msg {
 }
 
 // keys types s, one key per rune, or names keys: "enter", "tab", "esc",
-// "shift+tab", "ctrl+c", "up", "down", "left", "right", "backspace".
+// "shift+tab", "ctrl+c", "up", "down", "left", "right", "backspace", "f1",
+// "pgup", "pgdown".
 func (d *driver) keys(names ...string) {
 	d.t.Helper()
 	for _, n := range names {
@@ -245,6 +246,12 @@ func keyMsg(name string) tea.KeyPressMsg {
 		return tea.KeyPressMsg{Code: tea.KeyLeft}
 	case "right":
 		return tea.KeyPressMsg{Code: tea.KeyRight}
+	case "f1":
+		return tea.KeyPressMsg{Code: tea.KeyF1}
+	case "pgup":
+		return tea.KeyPressMsg{Code: tea.KeyPgUp}
+	case "pgdown":
+		return tea.KeyPressMsg{Code: tea.KeyPgDown}
 	}
 	r := []rune(name)[0]
 	return tea.KeyPressMsg{Code: r, Text: string(r)}

@@ -29,6 +29,10 @@ type home struct {
 	loaded  bool
 	err     error // the profiles could not be read
 	note    string
+	// noteAbout names the profile a note reports logged out ("Logged out
+	// of demo…"): the note goes once that profile is in another state, so
+	// that logging in again does not leave it standing.
+	noteAbout string
 
 	mode   homeMode
 	input  textinput.Model
@@ -112,6 +116,7 @@ func (h *home) Update(msg tea.Msg) (Component, tea.Cmd) {
 	case ProfilesMsg:
 		h.loaded, h.err = true, msg.Err
 		h.setRows(msg.Statuses)
+		h.dropStaleNote(msg.Statuses)
 		return h, nil
 	case ServerAddedMsg:
 		h.work.done()
@@ -122,12 +127,12 @@ func (h *home) Update(msg tea.Msg) (Component, tea.Cmd) {
 		h.mode, h.addErr = homeBrowse, nil
 		h.input.Blur()
 		h.addServer(homeRow{server: msg.URL, policy: msg.Policy})
-		h.note = "Added " + msg.URL + ": sign up (s) or log in (l)."
+		h.setNote("Added "+msg.URL+": sign up (s) or log in (l).", "")
 		return h, nil
 	case ProfileChangedMsg:
-		h.note = msg.Note
+		h.setNote(msg.Note, "")
 		if msg.Err != nil {
-			h.note = ""
+			h.setNote("", "")
 			h.err = msg.Err
 		}
 		return h, h.loadCmd()
@@ -146,6 +151,22 @@ func (h *home) Update(msg tea.Msg) (Component, tea.Cmd) {
 		return h, cmd
 	}
 	return h, nil
+}
+
+// setNote shows note; about, if set, is the profile it reports logged out.
+func (h *home) setNote(note, about string) { h.note, h.noteAbout = note, about }
+
+// dropStaleNote clears a note about a profile that is no longer logged out.
+func (h *home) dropStaleNote(statuses []flows.ProfileStatus) {
+	if h.noteAbout == "" || h.err != nil {
+		return
+	}
+	for _, s := range statuses {
+		if s.Profile.Name == h.noteAbout && s.State == flows.StateLoggedOut {
+			return
+		}
+	}
+	h.setNote("", "")
 }
 
 // setRows lists the profiles, then the added servers, keeping the
@@ -211,7 +232,8 @@ func (h *home) updateBrowse(msg tea.KeyPressMsg) (Component, tea.Cmd) {
 	case key.Matches(msg, km.Down):
 		h.cursor = min(h.cursor+1, max(len(h.rows)-1, 0))
 	case key.Matches(msg, km.AddServer):
-		h.mode, h.addErr, h.note = homeAdding, nil, ""
+		h.mode, h.addErr = homeAdding, nil
+		h.setNote("", "")
 		h.input.SetValue("")
 		return h, h.input.Focus()
 	case key.Matches(msg, km.OAuth):
@@ -219,7 +241,7 @@ func (h *home) updateBrowse(msg tea.KeyPressMsg) (Component, tea.Cmd) {
 		return h, NavigateCmd(NavigateMsg{To: pageOAuth, Profile: row.loginProfile()})
 	case !ok:
 		if key.Matches(msg, km.Login, km.Signup, km.Open) {
-			h.note = "Add a server first (a): its URL, like https://auth.example.com."
+			h.setNote("Add a server first (a): its URL, like https://auth.example.com.", "")
 		}
 	case key.Matches(msg, km.Open):
 		if row.status != nil && row.status.State == flows.StateLoggedIn {
@@ -232,7 +254,7 @@ func (h *home) updateBrowse(msg tea.KeyPressMsg) (Component, tea.Cmd) {
 		return h, NavigateCmd(NavigateMsg{To: pageSignup, Profile: row.signupProfile()})
 	case key.Matches(msg, km.Use):
 		if row.status == nil {
-			h.note = "That server has no profile yet: sign up (s) or log in (l) first."
+			h.setNote("That server has no profile yet: sign up (s) or log in (l) first.", "")
 			return h, nil
 		}
 		name := row.status.Profile.Name
@@ -247,7 +269,8 @@ func (h *home) updateBrowse(msg tea.KeyPressMsg) (Component, tea.Cmd) {
 			h.cursor = min(h.cursor, max(len(h.rows)-1, 0))
 			return h, nil
 		}
-		h.mode, h.note = homeConfirmRemove, ""
+		h.mode = homeConfirmRemove
+		h.setNote("", "")
 	}
 	return h, nil
 }
@@ -457,26 +480,6 @@ func (h *home) details(r homeRow) string {
 	return where + ". Logged out: log in (l)."
 }
 
-// policySummary says what a server accepts, in one line.
-func policySummary(p *client.AuthConfig) string {
-	parts := []string{
-		fmt.Sprintf("usernames %d–%d", p.Username.MinLength, p.Username.MaxLength),
-		fmt.Sprintf("passwords %d–%d, strength ≥ %d/4", p.Password.MinLength, p.Password.MaxLength, p.Password.MinScore),
-	}
-	if p.AccessTokenTTL > 0 {
-		parts = append(parts, "access tokens last "+short(p.AccessTokenTTL))
-	}
-	return sentence(parts...)
-}
-
-// pad right-pads s with spaces to w cells.
-func pad(s string, w int) string {
-	if n := w - lipgloss.Width(s); n > 0 {
-		return s + strings.Repeat(" ", n)
-	}
-	return s
-}
-
 func (h *home) ShortHelp() []key.Binding {
 	km := h.c.KeyMap
 	switch h.mode {
@@ -494,11 +497,4 @@ func (h *home) FullHelp() [][]key.Binding {
 		return [][]key.Binding{h.ShortHelp()}
 	}
 	return [][]key.Binding{{km.Up, km.Down, km.Open}, {km.Login, km.OAuth, km.Signup}, {km.AddServer, km.Use, km.Remove}}
-}
-
-// withHelp is b with another description, for a key whose meaning depends
-// on the screen.
-func withHelp(b key.Binding, desc string) key.Binding {
-	b.SetHelp(b.Help().Key, desc)
-	return b
 }

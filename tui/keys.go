@@ -10,6 +10,9 @@ type KeyMap struct {
 	Quit      key.Binding
 	Help      key.Binding
 	Back      key.Binding
+	// Scrolling a body taller than the terminal.
+	PageUp   key.Binding
+	PageDown key.Binding
 
 	// Lists.
 	Up   key.Binding
@@ -36,6 +39,7 @@ type KeyMap struct {
 	// OAuth login.
 	Switch key.Binding
 	Retry  key.Binding
+	Copy   key.Binding
 
 	// Dashboard.
 	RefreshNow key.Binding
@@ -67,6 +71,8 @@ func DefaultKeyMap() *KeyMap {
 		Quit:      b("q", "quit", "q"),
 		Help:      b("?", "more keys", "?", "f1"),
 		Back:      b("esc", "back", "esc"),
+		PageUp:    b("pgup", "scroll up", "pgup"),
+		PageDown:  b("pgdn", "scroll down", "pgdown"),
 
 		Up:   b("↑/k", "up", "up", "k"),
 		Down: b("↓/j", "down", "down", "j"),
@@ -88,6 +94,7 @@ func DefaultKeyMap() *KeyMap {
 
 		Switch: b("←/→", "switch", "left", "right"),
 		Retry:  b("enter", "start again", "enter"),
+		Copy:   b("c", "copy the URL", "c"),
 
 		RefreshNow: b("r", "refresh", "r"),
 		Protected:  b("p", "protected", "p"),

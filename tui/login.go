@@ -27,6 +27,7 @@ type login struct {
 	retryAt    time.Time // rate limited until then
 	work       work
 	missingErr string
+	cursorAt   int // the focused field's line in the last View
 }
 
 // LoginDoneMsg is the outcome of a login.
@@ -156,6 +157,7 @@ func (l *login) View() string {
 		b.WriteString(st.Subtle.Render("a new profile") + "\n")
 	}
 	b.WriteString("\n")
+	l.cursorAt = strings.Count(b.String(), "\n") + 2*l.form.focus
 	b.WriteString(l.form.row(0, "Username", "") + "\n")
 	b.WriteString(l.form.row(1, "Password", "") + "\n")
 	b.WriteString("\n")
@@ -191,6 +193,8 @@ func upperFirst(s string) string {
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
 }
+
+func (l *login) cursorLine() int { return l.cursorAt }
 
 func (l *login) ShortHelp() []key.Binding { return l.form.help() }
 

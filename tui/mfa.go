@@ -3,7 +3,6 @@ package tui
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -32,6 +31,8 @@ type mfa struct {
 	err   error
 	hint  string // a problem found before asking the server
 	work  work
+	// cursorAt is the code field's line in the last View.
+	cursorAt int
 }
 
 // MFADoneMsg is the outcome of the second step.
@@ -163,6 +164,7 @@ func (m *mfa) View() string {
 	if m.saved {
 		under = st.Note.Width(max(m.width-12, 10)).Render("the next unused backup code from your vault")
 	}
+	m.cursorAt = strings.Count(b.String(), "\n")
 	b.WriteString(st.FieldLabelFocus.Render(pad("Code", 11)) + " " + m.input.View() + "\n" + indentAfterFirst(strings.Repeat(" ", 12)+under, 12) + "\n\n")
 	switch {
 	case m.work.active():
@@ -177,17 +179,17 @@ func (m *mfa) View() string {
 	return b.String()
 }
 
-// mfaTrouble says what a refused code means and what to try next.
+// mfaTrouble says what a refused code means and what to try next. The
+// client's message already counts the attempts left ("; 4 attempts left"),
+// so it is not counted again here.
 func mfaTrouble(err error) string {
-	var apiErr *client.APIError
-	switch {
-	case errors.Is(err, flows.ErrNoBackupCodes):
+	if errors.Is(err, flows.ErrNoBackupCodes) {
 		return "No unused backup code is saved for this profile. Type one you wrote down, or the code from your authenticator app."
-	case errors.Is(err, client.ErrInvalidCode) && errors.As(err, &apiErr) && apiErr.AttemptsLeft > 0:
-		return upperFirst(err.Error()) + fmt.Sprintf(". %d attempts left.", apiErr.AttemptsLeft)
 	}
 	return upperFirst(explain(err))
 }
+
+func (m *mfa) cursorLine() int { return m.cursorAt }
 
 func (m *mfa) ShortHelp() []key.Binding {
 	km := m.c.KeyMap

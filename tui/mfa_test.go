@@ -314,3 +314,21 @@ func TestQRContentKeepsTheKey(t *testing.T) {
 		t.Fatal("a URI with non-default digits was rewritten")
 	}
 }
+
+// The client's message counts the attempts left; the screen must not count
+// them a second time ("4 attempts left. 4 attempts left.").
+func TestMFAWrongCodeCountsAttemptsOnce(t *testing.T) {
+	h := newHarness(t)
+	h.signup("demo")
+	secret, _ := h.enableMFA("demo")
+	d := loginToMFA(t, h)
+	d.typ(wrongCode(h.code(secret)))
+	d.keys("enter")
+	words := strings.Join(strings.Fields(d.screen()), " ")
+	if n := strings.Count(words, "attempts left"); n != 1 {
+		t.Fatalf("the screen says \"attempts left\" %d times, want once:\n%s", n, d.screen())
+	}
+	if !strings.Contains(words, "4 attempts left.") {
+		t.Fatalf("the screen does not say how many attempts are left:\n%s", d.screen())
+	}
+}

@@ -128,3 +128,28 @@ func TestLayoutFitsTheTerminal(t *testing.T) {
 		}
 	}
 }
+
+// "Logged out of …" is news about a state: once the profile is logged in
+// again, home no longer shows it.
+func TestHomeDropsTheLogoutNoteAfterLoggingInAgain(t *testing.T) {
+	h := newHarness(t)
+	h.signup("demo")
+	d := newDriver(t, h.app("demo", ""), 80, 24)
+	d.keys("enter", "o")
+	d.wantScreen("Logged out of demo", "logged out")
+	d.keys("esc") // home is the root: esc stays, and the note with it
+	d.wantScreen("Logged out of demo")
+
+	d.keys("l")
+	d.typ(testPassword)
+	d.keys("enter")
+	if _, ok := d.top().(*dashboard); !ok {
+		t.Fatalf("after login the screen is %T, want the dashboard:\n%s", d.top(), d.screen())
+	}
+	d.keys("esc")
+	if _, ok := d.top().(*home); !ok {
+		t.Fatalf("esc from the dashboard went to %T, want home", d.top())
+	}
+	d.wantScreen("logged in")
+	d.notScreen("Logged out of")
+}

@@ -30,6 +30,7 @@ type oauth struct {
 
 	server, issuer, clientID textinput.Model
 	missing                  string // what submit found missing
+	cursorAt                 int    // the focused row's line in the last View
 }
 
 // Rows of the chooser, in the order tab visits them.
@@ -220,6 +221,7 @@ func (o *oauth) View() string {
 	b.WriteString("\n")
 	label := func(row int, text string) string {
 		if row == o.focus {
+			o.cursorAt = strings.Count(b.String(), "\n")
 			return st.FieldLabelFocus.Render(pad(text, 11)) + " "
 		}
 		return st.FieldLabel.Render(pad(text, 11)) + " "
@@ -253,6 +255,8 @@ func (o *oauth) View() string {
 	}
 	return b.String()
 }
+
+func (o *oauth) cursorLine() int { return o.cursorAt }
 
 // firstOf is the first of s that is not empty.
 func firstOf(s ...string) string {

@@ -29,15 +29,20 @@ func TestGoldenOAuth(t *testing.T) {
 // the screen with the URL's lines masked, and
 // TestOAuthBrowserShowsTheURLAndEscCloses checks that those lines are the
 // whole URL.
-func TestGoldenOAuthBrowser(t *testing.T) {
+func TestGoldenOAuthBrowser(t *testing.T) { goldenOAuthBrowser(t, 80, 24, "A larger window") }
+
+// At 60×20 the screen is taller than the room: its end is a scroll away.
+func TestGoldenOAuthBrowser60x20(t *testing.T) { goldenOAuthBrowser(t, 60, 20, "more lines · pgdn") }
+
+func goldenOAuthBrowser(t *testing.T, w, hgt int, want string) {
 	h := newHarness(t)
 	h.provider()
 	app := New(h.ctx, Options{Env: h.env, NoColor: true, OAuthMethod: "browser",
 		OpenBrowser: func(string) error { return flows.ErrNoBrowser },
 		Tick:        func(time.Duration, func(time.Time) tea.Msg) tea.Cmd { return nil }})
-	g := startGolden(t, app, 80, 24)
+	g := startGolden(t, app, w, hgt)
 	g.tm.Send(NavigateMsg{To: pageOAuthBrowser, OAuth: &flows.OAuthRequest{Issuer: fakeIssuer, ClientID: "latch-cli"}})
-	g.wait("Not opening a browser", "A larger window")
+	g.wait("Not opening a browser", "c copies the URL", want)
 	g.finishMasked(maskURL(fakeIssuer + "/authorize?"))
 }
 

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"strings"
 
+	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/latch-dev/latch/flows"
 	"github.com/latch-dev/latch/internal/textart"
@@ -23,6 +25,7 @@ type oauthBrowser struct {
 	qr      string
 	opening bool  // the browser is being opened
 	openErr error // it could not be
+	copied  bool  // c sent the URL to the clipboard
 }
 
 // BrowserStartedMsg carries a started browser login: its URL is ready and
@@ -53,7 +56,7 @@ func (s *oauthBrowser) Init() tea.Cmd {
 // start begins a new attempt. The callback closes when the attempt's
 // context ends: on esc, on the login's end, or when the interface quits.
 func (s *oauthBrowser) start() tea.Cmd {
-	s.at, s.login, s.qr, s.err, s.openErr, s.opening = newAttempt(s.c), nil, "", nil, nil, false
+	s.at, s.login, s.qr, s.err, s.openErr, s.opening, s.copied = newAttempt(s.c), nil, "", nil, nil, false, false
 	req, wait, at := s.req, s.c.browserWait, s.at
 	return s.work.start("Starting the login…", at.run(func(ctx context.Context) tea.Msg {
 		b, err := s.c.Env.StartBrowserLogin(ctx, req)
@@ -103,6 +106,13 @@ func (s *oauthBrowser) Update(msg tea.Msg) (Component, tea.Cmd) {
 		if msg.attempt == s.at {
 			s.opening, s.openErr = false, msg.Err
 		}
+	case tea.KeyPressMsg:
+		if key.Matches(msg, s.c.KeyMap.Copy) && s.login != nil {
+			// OSC 52: the terminal puts the URL on the clipboard, over
+			// SSH and tmux too; one that does not take it ignores it.
+			s.copied = true
+			return s, tea.SetClipboard(s.login.URL)
+		}
 	}
 	return s, nil
 }
@@ -126,10 +136,11 @@ func (s *oauthBrowser) View() string {
 	}
 	b.WriteString(s.work.View() + st.Subtle.Render(" (up to "+short(s.login.Timeout)+"; esc cancels)") + "\n\n")
 	b.WriteString(st.Value.Width(s.width).Render(s.openLine()) + "\n\n")
-	// The URL unstyled inside, one piece a line, so that selecting it
-	// copies nothing but the URL and line breaks.
-	for _, line := range hardWrap(s.login.URL, s.width) {
-		b.WriteString(st.Key.Render(line) + "\n")
+	b.WriteString(urlLines(st, s.login.URL, s.width) + "\n\n")
+	if s.copied {
+		b.WriteString(st.Note.Width(s.width).Render("✓ Copied the URL to the clipboard (if the terminal allows OSC 52).") + "\n")
+	} else {
+		b.WriteString(st.Subtle.Width(s.width).Render("c copies the URL; in most terminals it is also a link to click.") + "\n")
 	}
 	used := lipgloss.Height(b.String())
 	switch {
@@ -153,6 +164,32 @@ func (s *oauthBrowser) openLine() string {
 	}
 	return "Opened your browser. If it did not open, open this URL in a browser on this machine:"
 }
+
+// urlLines shows url as one link: Bubble Tea draws a cell grid and cuts a
+// line at the terminal's edge, so the URL cannot be one line the terminal
+// wraps; it is cut at the full width instead, with nothing else on its
+// lines, and every piece is an OSC 8 hyperlink to the whole URL, with one
+// id, so that terminals underline and open it as one link wherever it is
+// clicked. c copies it whole.
+func urlLines(st *Styles, url string, width int) string {
+	open, end := ansi.SetHyperlink(url, "id=latch-authorize"), ansi.ResetHyperlink()
+	lines := hardWrap(url, width)
+	for i, l := range lines {
+		lines[i] = open + st.Key.Render(l) + end
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ShortHelp adds c once there is a URL to copy.
+func (s *oauthBrowser) ShortHelp() []key.Binding {
+	keys := s.oauthRun.ShortHelp()
+	if s.login != nil && s.err == nil {
+		keys = append([]key.Binding{s.c.KeyMap.Copy}, keys...)
+	}
+	return keys
+}
+
+func (s *oauthBrowser) FullHelp() [][]key.Binding { return [][]key.Binding{s.ShortHelp()} }
 
 // hardWrap cuts s into lines of at most w cells: a URL has no spaces to
 // wrap at.

@@ -89,7 +89,7 @@ func (s *sessions) Update(msg tea.Msg) (Component, tea.Cmd) {
 		case msg.Err != nil:
 			s.err = msg.Err
 		case msg.Self:
-			return s, NavigateCmd(NavigateMsg{To: pageHome, Note: "Revoked this terminal's session: " + s.profile.Name + " is logged out."})
+			return s, NavigateCmd(NavigateMsg{To: pageHome, Profile: s.profile, Note: "Revoked this terminal's session: " + s.profile.Name + " is logged out."})
 		default:
 			s.note = "Session revoked."
 			return s, s.loadCmd()

@@ -27,6 +27,7 @@ type signup struct {
 	policyErr  error
 	serverErrs map[string]string // cleared field by field as the user edits
 	general    error
+	cursorAt   int // the focused field's line in the last View
 
 	work work
 }
@@ -213,6 +214,9 @@ func (s *signup) View() string {
 		if name == "password" {
 			under = s.meter() + "\n            " + under
 		}
+		if i == s.form.focus {
+			s.cursorAt = strings.Count(b.String(), "\n")
+		}
 		b.WriteString(s.form.row(i, signupLabels[name], under) + "\n")
 	}
 	b.WriteString("\n")
@@ -246,6 +250,8 @@ func (s *signup) meter() string {
 	}
 	return bar + st.Meter[score].Render(text)
 }
+
+func (s *signup) cursorLine() int { return s.cursorAt }
 
 func (s *signup) ShortHelp() []key.Binding { return s.form.help() }
 

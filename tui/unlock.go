@@ -35,6 +35,8 @@ type unlock struct {
 	work work
 	err  error
 	hint string // what to type, after an empty submit or a mismatch
+	// cursorAt is the focused field's line in the last View.
+	cursorAt int
 }
 
 // vaultInfo is what the unlock screen says about the vault, read before it
@@ -223,6 +225,7 @@ func (u *unlock) View() string {
 	b.WriteString(st.Subtle.Width(w).Render(u.intro()) + "\n")
 	b.WriteString(st.Label.Render("File ") + " " + st.Value.Render(truncateLeft(u.info.path, w-6)) + "\n\n")
 
+	u.cursorAt = strings.Count(b.String(), "\n") + 2*u.form.focus
 	b.WriteString(u.form.row(0, "Passphrase", "") + "\n")
 	if !u.info.exists {
 		b.WriteString(u.form.row(1, "Repeat", "") + "\n")
@@ -277,6 +280,8 @@ func truncateLeft(s string, w int) string {
 	}
 	return ansi.TruncateLeft(s, n-w+1, "…")
 }
+
+func (u *unlock) cursorLine() int { return u.cursorAt }
 
 func (u *unlock) ShortHelp() []key.Binding {
 	km := u.c.KeyMap
