@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,16 +70,93 @@ func browserOpener(t *testing.T) (prog, devtools, pidFile string) {
 	if err := os.WriteFile(prog, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	// Registered after t.TempDir, so it runs before the directory is
+	// removed: Chromium and its helpers must be gone by then, or they go on
+	// writing the profile while RemoveAll empties it.
 	t.Cleanup(func() {
 		b, err := os.ReadFile(pidFile)
 		if err != nil {
 			return
 		}
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			stopProcessTree(t, pid)
 		}
 	})
 	return prog, fmt.Sprintf("http://127.0.0.1:%d", port), pidFile
+}
+
+// stopProcessTree ends pid — not a child of the test: latch started it —
+// and every process under it, and waits (bounded) until they are gone: asked
+// with SIGTERM first, so Chromium closes its profile, then with SIGKILL.
+func stopProcessTree(t *testing.T, pid int) {
+	t.Helper()
+	procs := append([]int{pid}, descendants(pid)...)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		for _, p := range procs {
+			_ = syscall.Kill(p, sig)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if !slices.ContainsFunc(procs, running) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Errorf("Chromium (pid %d) and its helpers are still running after SIGKILL", pid)
+}
+
+// descendants lists the processes under pid, from /proc.
+func descendants(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	parent := map[int]int{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp, ok := procField(p, 1); ok {
+			if n, err := strconv.Atoi(pp); err == nil {
+				parent[p] = n
+			}
+		}
+	}
+	var out []int
+	for p := range parent {
+		for q := parent[p]; q > 1; q = parent[q] {
+			if q == pid {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// running reports whether pid exists and is not a zombie (an orphan's
+// zombie waits for a reaper that may never come in a container).
+func running(pid int) bool {
+	state, ok := procField(pid, 0)
+	return ok && state != "Z" && state != "X"
+}
+
+// procField is the i-th field after the command name in /proc/pid/stat
+// (0: state, 1: parent pid).
+func procField(pid, i int) (string, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", false
+	}
+	s := string(b)
+	end := strings.LastIndexByte(s, ')') // the name may hold spaces and parens
+	if end < 0 {
+		return "", false
+	}
+	f := strings.Fields(s[end+1:])
+	if i >= len(f) {
+		return "", false
+	}
+	return f[i], true
 }
 
 // attachPage waits (bounded) for a page of the Chromium at devtools whose URL

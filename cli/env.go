@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -63,6 +64,7 @@ func newGlobals() *globals {
 		readSecret: func(prompt string) ([]byte, error) {
 			fmt.Fprint(os.Stderr, prompt)
 			defer fmt.Fprintln(os.Stderr)
+			defer startPrompt(os.Stdin)()
 			return term.ReadPassword(int(os.Stdin.Fd()))
 		},
 	}
@@ -111,6 +113,7 @@ func (g *globals) openEnv(ctx context.Context) (*flows.Env, error) {
 		return nil, err
 	}
 	e.Warn = func(msg string) { fmt.Fprintln(g.err, "latch: warning:", msg) }
+	e.Progress = func(msg string) { fmt.Fprintln(g.err, msg) }
 	e.Client = func(server string) (*client.Client, error) {
 		return client.New(server, client.Options{Insecure: g.insecure, Version: Version, Timeout: g.timeout})
 	}
@@ -198,9 +201,66 @@ func (g *globals) value(v, flag, prompt string) (string, error) {
 	return line, nil
 }
 
+// checkURL refuses a URL given on the command line (or typed at a prompt)
+// that latch would refuse to talk to — malformed, not http(s), plain http://
+// off loopback without --insecure — as a usage error naming the flag.
+func (g *globals) checkURL(flag, raw string) error {
+	if _, err := client.New(raw, client.Options{Insecure: g.insecure}); err != nil {
+		return usageError{fmt.Errorf("--%s: %w", flag, err)}
+	}
+	return nil
+}
+
 func (g *globals) readLine() (string, error) {
 	if g.lines == nil {
 		g.lines = bufio.NewReader(g.in)
 	}
+	if f, ok := g.in.(*os.File); ok {
+		defer startPrompt(f)()
+	}
 	return g.lines.ReadString('\n')
+}
+
+// prompt is the read from the terminal under way, if any, and the signal
+// that interrupted latch, if any: a signal cannot cancel a read, so Execute
+// ends the process instead (see interrupt).
+var prompt struct {
+	sync.Mutex
+	blocked bool
+	restore func()
+	sig     os.Signal
+}
+
+// startPrompt records that latch is about to block reading f, and how f's
+// terminal was before a prompt turned its echo off. The returned func ends
+// the read. Once latch was interrupted, no read starts: latch exits.
+func startPrompt(f *os.File) (done func()) {
+	restore := func() {}
+	if st, err := term.GetState(int(f.Fd())); err == nil {
+		restore = func() { _ = term.Restore(int(f.Fd()), st) }
+	}
+	prompt.Lock()
+	if prompt.sig != nil {
+		os.Exit(signalExit(prompt.sig))
+	}
+	prompt.blocked, prompt.restore = true, restore
+	prompt.Unlock()
+	return func() {
+		prompt.Lock()
+		prompt.blocked, prompt.restore = false, nil
+		prompt.Unlock()
+	}
+}
+
+// interrupt records sig, and when latch is blocked reading the terminal,
+// puts the terminal back as the prompt found it and exits.
+func interrupt(sig os.Signal) {
+	prompt.Lock()
+	defer prompt.Unlock()
+	prompt.sig = sig
+	if prompt.blocked {
+		prompt.restore()
+		fmt.Fprintln(os.Stderr)
+		os.Exit(signalExit(sig))
+	}
 }

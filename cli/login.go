@@ -91,6 +91,9 @@ func loginRun(ctx context.Context, o *loginOptions) error {
 	if req.Server, err = g.value(req.Server, "server", "Server URL: "); err != nil {
 		return err
 	}
+	if err := g.checkURL("server", req.Server); err != nil {
+		return err
+	}
 	if req.Identifier, err = g.value(req.Identifier, "username", "Username or email: "); err != nil {
 		return err
 	}
@@ -196,6 +199,9 @@ func signupRun(ctx context.Context, o *signupOptions) error {
 		return err
 	}
 	if o.Server, err = g.value(o.Server, "server", "Server URL: "); err != nil {
+		return err
+	}
+	if err := g.checkURL("server", o.Server); err != nil {
 		return err
 	}
 	if o.Username, err = g.value(o.Username, "username", "Username: "); err != nil {

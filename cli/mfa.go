@@ -167,6 +167,15 @@ func newMFACodesCmd(g *globals) *cobra.Command {
 				return nil
 			}
 			b, err := e.SavedBackupCodes(ctx, g.profile)
+			if errors.Is(err, flows.ErrNoBackupCodes) {
+				// None saved (two-factor off, or enabled elsewhere) is an
+				// answer, not a failure: zero left.
+				if !asJSON {
+					fmt.Fprintln(g.out, "No backup codes saved in the vault for this profile; latch mfa enable saves them.")
+					return nil
+				}
+				b, err = &flows.BackupCodes{}, nil
+			}
 			if err != nil {
 				return err
 			}
@@ -183,7 +192,7 @@ func newMFACodesCmd(g *globals) *cobra.Command {
 type codesJSON struct {
 	Label     string   `json:"label,omitempty"`
 	Remaining int      `json:"remaining"`
-	Total     int      `json:"total"`
+	Total     int      `json:"total,omitempty"`
 	Unused    []string `json:"unused,omitempty"` // with --reveal
 }
 

@@ -54,6 +54,14 @@ func oauthRun(ctx context.Context, o *loginOptions, e *flows.Env) error {
 	if req.Issuer != "" && req.ClientID == "" {
 		return usagef("--issuer needs --client-id (the client registered at that provider)")
 	}
+	for flag, u := range map[string]string{"server": req.Server, "issuer": req.Issuer} {
+		if u == "" {
+			continue
+		}
+		if err := g.checkURL(flag, u); err != nil {
+			return err
+		}
+	}
 	method := flows.DefaultOAuthMethod(os.Getenv)
 	switch {
 	case oo.Browser:

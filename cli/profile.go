@@ -10,6 +10,12 @@ import (
 	"github.com/latch-dev/latch/flows"
 )
 
+// profilesJSON is latch profile list --json: latch status --json without
+// the vault.
+type profilesJSON struct {
+	Profiles []profileJSON `json:"profiles"`
+}
+
 func newProfileCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "profile",
@@ -30,9 +36,11 @@ func newProfileCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				out := []profileJSON{}
+				// The shape of latch status --json, so one jq filter
+				// (.profiles[]) reads both.
+				out := profilesJSON{Profiles: []profileJSON{}}
 				for _, st := range list {
-					out = append(out, toProfileJSON(st))
+					out.Profiles = append(out.Profiles, toProfileJSON(st))
 				}
 				return writeJSON(g.out, out)
 			}

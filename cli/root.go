@@ -7,8 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -39,7 +41,9 @@ func (e usageError) Unwrap() error { return e.err }
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 // NewRootCmd builds the command tree.
-func NewRootCmd() *cobra.Command {
+func NewRootCmd() *cobra.Command { return newRootCmd(newGlobals()) }
+
+func newRootCmd(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "latch",
 		Short: "A terminal account client, and the auth backend it talks to",
@@ -52,24 +56,25 @@ any moment, rotating it safely even when many latch processes ask at once.
 every use with reuse detection, and sessions.
 
 Exit codes: 0 ok, 1 error, 2 usage, 4 login required, 5 vault locked
-(latch vault unlock, or set LATCH_VAULT_PASSPHRASE or LATCH_VAULT_IDENTITY).`,
+(latch vault unlock, or set LATCH_VAULT_PASSPHRASE or LATCH_VAULT_IDENTITY),
+130 interrupted (Ctrl+C).`,
 		Example: `  latch serve --dev                                          # a throwaway backend
   latch signup --server http://127.0.0.1:8080 -u alice --email alice@example.com
   latch token                                                # a valid access token
   latch status`,
-		Version:       Version,
+		Version:       readBuildInfo(debug.ReadBuildInfo).String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	g := newGlobals()
 	g.bind(root)
 	root.RunE = tuiRunE(g)
 	root.AddCommand(newServeCmd(nil), newSignupCmd(g, nil), newLoginCmd(g, nil), newLogoutCmd(g),
 		newTokenCmd(g), newStatusCmd(g), newAPICmd(g), newProfileCmd(g), newMFACmd(g), newCodesCmd(g), newDemoCmd(g),
-		newVaultCmd(g), newAgentCmd())
+		newVaultCmd(g), newAgentCmd(), newVersionCmd())
 	usageArgs(root)
+	addCompletions(root)
 	return root
 }
 
@@ -89,10 +94,53 @@ func usageArgs(cmd *cobra.Command) {
 }
 
 // Execute runs latch with os.Args and returns the process exit code.
+//
+// SIGINT and SIGTERM cancel the command's context, so that whatever it waits
+// on (the server, a browser, a lock) gives up and it returns; latch then
+// exits 128 + the signal's number (130 for Ctrl+C), as shells do. A prompt
+// blocked reading the terminal cannot be cancelled: then latch puts the
+// terminal back as it found it and exits at once, as it does on a second
+// signal.
 func Execute() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := NewRootCmd().ExecuteContext(ctx)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case s := <-sigs:
+			cancel(interrupted{s})
+			interrupt(s)
+		case <-done:
+			return
+		}
+		// A second signal means now: whatever the command still waits
+		// for (a vault write, a slow key derivation) is abandoned.
+		select {
+		case s := <-sigs:
+			os.Exit(signalExit(s))
+		case <-done:
+		}
+	}()
+	cmd, err := NewRootCmd().ExecuteContextC(ctx)
+	var sig interrupted
+	if err != nil && errors.As(context.Cause(ctx), &sig) {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "latch: interrupted")
+		} else {
+			fmt.Fprintln(os.Stderr, "latch:", adviseFor(cmd, err))
+		}
+		return signalExit(sig.sig)
+	}
+	return exitCode(cmd, err, os.Stderr)
+}
+
+// exitCode prints err (unless the command already said why) and returns the
+// exit code of the documented scheme.
+func exitCode(cmd *cobra.Command, err error, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
@@ -105,19 +153,37 @@ func Execute() int {
 	case errors.As(err, &ql):
 		return exitLogin
 	case errors.Is(err, vault.ErrLocked):
-		fmt.Fprintln(os.Stderr, "latch:", err)
+		fmt.Fprintln(stderr, "latch:", adviseFor(cmd, err))
 		return exitLocked
+	case errors.Is(err, flows.ErrUnknownProfile):
+		// Checked before ErrLoginRequired, which it also matches: the
+		// name is wrong, logging in would not help.
+		fmt.Fprintln(stderr, "latch:", adviseFor(cmd, err))
+		return exitUsage
 	case errors.Is(err, flows.ErrLoginRequired):
-		fmt.Fprintln(os.Stderr, "latch:", err)
+		fmt.Fprintln(stderr, "latch:", adviseFor(cmd, err))
 		return exitLogin
 	case errors.As(err, &ue), strings.HasPrefix(err.Error(), "unknown command"),
 		strings.HasPrefix(err.Error(), "unknown flag"):
 		if err.Error() != "no command given" {
-			fmt.Fprintln(os.Stderr, "latch:", err)
+			fmt.Fprintln(stderr, "latch:", adviseFor(cmd, err))
 		}
 		return exitUsage
 	}
-	fmt.Fprintln(os.Stderr, "latch:", err)
+	fmt.Fprintln(stderr, "latch:", adviseFor(cmd, err))
+	return exitError
+}
+
+// interrupted is the cause of a context cancelled by a signal.
+type interrupted struct{ sig os.Signal }
+
+func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
+
+// signalExit is the shell's exit code for a process ended by sig.
+func signalExit(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
 	return exitError
 }
 

@@ -51,11 +51,12 @@ type statusOptions struct {
 	g    *globals
 	JSON bool
 	All  bool
-	now  func() time.Time
+	// now is the clock the times are told against; nil means the Env's.
+	now func() time.Time
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
-	o := &statusOptions{g: g, now: time.Now}
+	o := &statusOptions{g: g}
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the profiles, their sessions and the vault in use",
@@ -112,7 +113,14 @@ func statusRun(ctx context.Context, o *statusOptions) error {
 			return err
 		}
 	} else {
-		printStatus(g.out, out, o.now())
+		now := time.Now
+		if e.Now != nil {
+			now = e.Now
+		}
+		if o.now != nil {
+			now = o.now
+		}
+		printStatus(g.out, out, now())
 	}
 	if !o.All && len(list) > 0 && list[0].State == flows.StateUnknown {
 		// The session may be fine: only the vault could not be read.
@@ -175,11 +183,13 @@ func printStatus(w io.Writer, s statusJSON, now time.Time) {
 			mark = " (current)"
 		}
 		fmt.Fprintf(w, "%s%s\n", p.Name, mark)
-		where := p.Server
-		if where == "" {
-			where = p.Issuer
+		if p.Server != "" {
+			fmt.Fprintf(w, "  server:     %s\n", p.Server)
 		}
-		fmt.Fprintf(w, "  server:     %s\n", where)
+		if p.Kind == vault.KindOIDC {
+			fmt.Fprintf(w, "  issuer:     %s\n", p.Issuer)
+			fmt.Fprintf(w, "  client id:  %s\n", p.ClientID)
+		}
 		if p.Username != "" {
 			fmt.Fprintf(w, "  user:       %s\n", p.Username)
 		}
@@ -198,16 +208,16 @@ func printStatus(w io.Writer, s statusJSON, now time.Time) {
 			fmt.Fprintf(w, "  error:      %s\n", p.Error)
 		}
 		if p.AccessExpiresAt != nil {
-			fmt.Fprintf(w, "  access:     %s\n", relTime(now, *p.AccessExpiresAt, "expires", "expired"))
+			fmt.Fprintf(w, "  access:     %s\n", relTime(now, *p.AccessExpiresAt, "expires ", "expired "))
 		}
 		if p.RefreshExpiresAt != nil {
-			fmt.Fprintf(w, "  session:    %s (idle limit)\n", relTime(now, *p.RefreshExpiresAt, "expires", "expired"))
+			fmt.Fprintf(w, "  session:    %s, the idle limit\n", relTime(now, *p.RefreshExpiresAt, "expires ", "expired "))
 		}
 		if p.NextRotationAt != nil && p.State == flows.StateLoggedIn {
-			fmt.Fprintf(w, "  rotation:   %d so far; next %s\n", p.Rotations, relTime(now, *p.NextRotationAt, "", "due now"))
+			fmt.Fprintf(w, "  rotation:   %d so far; next %s\n", p.Rotations, relTime(now, *p.NextRotationAt, "", "due now: "))
 		}
 		if p.LoggedInAt != nil {
-			fmt.Fprintf(w, "  logged in:  %s\n", p.LoggedInAt.Local().Format(time.DateTime))
+			fmt.Fprintf(w, "  logged in:  %s\n", when(now, *p.LoggedInAt))
 		}
 	}
 	fmt.Fprintf(w, "\nvault: %s — %s\n", s.Vault.Backend, s.Vault.Reason)
@@ -216,17 +226,13 @@ func printStatus(w io.Writer, s statusJSON, now time.Time) {
 	}
 }
 
-// relTime says "expires in 4m10s (15:04:05)" or "expired 3s ago".
+// relTime prefixes when's answer with future or past: "expires in 7 days
+// (Mon 7 Dec 08:04)", "expired 3s ago (today 15:04:05)".
 func relTime(now, t time.Time, future, past string) string {
-	d := t.Sub(now).Round(time.Second)
-	clock := t.Local().Format("15:04:05")
-	if d > 0 {
-		if future == "" {
-			return fmt.Sprintf("in %s (%s)", d, clock)
-		}
-		return fmt.Sprintf("%s in %s (%s)", future, d, clock)
+	if t.Before(now) {
+		return past + when(now, t)
 	}
-	return fmt.Sprintf("%s (%s)", past, clock)
+	return future + when(now, t)
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
@@ -47,12 +48,15 @@ type apiOptions struct {
 func newAPICmd(g *globals) *cobra.Command {
 	o := &apiOptions{g: g}
 	cmd := &cobra.Command{
-		Use:   "api PATH",
+		Use:   "api PATH|URL",
 		Short: "Make an authenticated request to the profile's server",
 		Long: `Send a request to PATH on the profile's server with a valid access token,
 like gh api, and print the response body. A status of 400 or more prints the
 body and exits 1. --data sends a JSON body (use @FILE to read a file, or @-
-for stdin); with --data the method defaults to POST.`,
+for stdin); with --data the method defaults to POST. PATH may be a full URL
+of the profile's own server; a URL of any other host is refused, since the
+token must not leave for it. Redirects are not followed: a 3xx exits 1 and
+says where it points.`,
 		Example: `  latch api /auth/me
   latch api /auth/sessions
   latch api -X DELETE /auth/sessions/SESSION_ID
@@ -101,11 +105,11 @@ func apiRun(ctx context.Context, o *apiOptions, path string) error {
 			method = http.MethodPost
 		}
 	}
-	if !strings.HasPrefix(path, "/") {
-		path = "/" + path
-	}
 	e, err := g.openEnv(ctx)
 	if err != nil {
+		return err
+	}
+	if path, err = apiPath(e, g.profile, path); err != nil {
 		return err
 	}
 	res, err := e.API(ctx, g.profile, method, path, body)
@@ -117,6 +121,16 @@ func apiRun(ctx context.Context, o *apiOptions, path string) error {
 		res.Header.Write(g.out)
 		fmt.Fprintln(g.out)
 	}
+	if redirect(res.Status) {
+		// The page that comes with a redirect is for browsers; what the
+		// caller needs is where it points, and that it is not the answer.
+		where := res.Header.Get("Location")
+		if where == "" {
+			where = "nowhere (no Location header)"
+		}
+		return fmt.Errorf("HTTP %d %s: the server redirects to %s; latch api does not follow redirects, "+
+			"so ask for that path instead", res.Status, http.StatusText(res.Status), where)
+	}
 	g.out.Write(res.Body)
 	if len(res.Body) > 0 && res.Body[len(res.Body)-1] != '\n' {
 		fmt.Fprintln(g.out)
@@ -125,6 +139,70 @@ func apiRun(ctx context.Context, o *apiOptions, path string) error {
 		return silentError{fmt.Errorf("HTTP %d", res.Status)}
 	}
 	return nil
+}
+
+func redirect(status int) bool { return status >= 300 && status < 400 }
+
+// apiPath turns latch api's argument into a path on the profile's server: a
+// path as it is ("/" added), or a full URL of that same server (scheme, host
+// and port; under its base path). A URL of any other server is refused: the
+// profile's token goes to its own server only.
+func apiPath(e *flows.Env, profile, arg string) (string, error) {
+	u, err := url.Parse(arg)
+	if err != nil {
+		return "", usagef("%q is neither a path nor a URL: %v", arg, err)
+	}
+	if u.Scheme == "" && u.Host == "" {
+		if !strings.HasPrefix(arg, "/") {
+			arg = "/" + arg
+		}
+		if strings.HasPrefix(arg, "//") || strings.ContainsAny(arg, "\\\r\n\t ") {
+			return "", usagef("%q: give a path on the server starting with a single \"/\", like /auth/me", arg)
+		}
+		return arg, nil
+	}
+	p, err := e.Profile(profile)
+	if err != nil {
+		return "", err
+	}
+	base, err := url.Parse(p.Server)
+	if p.Server == "" || err != nil {
+		return "", usagef("profile %q has no latch server to send %s to; give a path like /auth/me", p.Name, arg)
+	}
+	if u.User != nil || !sameOrigin(u, base) {
+		return "", usagef("%s is not on the profile's server %s: latch api sends %q's token to that server only; "+
+			"give a path like /auth/me, or choose the profile with --profile", u.Redacted(), p.Server, p.Name)
+	}
+	prefix := strings.TrimRight(base.EscapedPath(), "/")
+	rest := u.EscapedPath()
+	if prefix != "" {
+		var ok bool
+		if rest, ok = strings.CutPrefix(rest, prefix); !ok || (rest != "" && !strings.HasPrefix(rest, "/")) {
+			return "", usagef("%s is not under the profile's server %s", u.Redacted(), p.Server)
+		}
+	}
+	if rest == "" {
+		rest = "/"
+	}
+	if u.RawQuery != "" {
+		rest += "?" + u.RawQuery
+	}
+	return rest, nil
+}
+
+// sameOrigin compares scheme, host and port, the default port of the
+// scheme filled in.
+func sameOrigin(a, b *url.URL) bool {
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		if strings.EqualFold(u.Scheme, "https") {
+			return "443"
+		}
+		return "80"
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
 }
 
 // silentError fails the command (exit 1) with a short message, because what

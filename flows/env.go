@@ -15,6 +15,10 @@ import (
 // ErrNoProfile means no profile was named and none is current.
 var ErrNoProfile = errors.New("no profile selected")
 
+// ErrUnknownProfile means a profile was named that does not exist: the
+// name is wrong (a usage error), whatever the sessions of the others.
+var ErrUnknownProfile = errors.New("no such profile")
+
 // Env is what the account flows share: latch's home directory, the vault
 // holding the secrets (and why it was chosen), a clock, and how to reach a
 // server. The CLI and the TUI each build one and pass it to every flow.
@@ -31,6 +35,12 @@ type Env struct {
 	Warn func(msg string)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Wait returns after d on the clock of Now, or with ctx's error; nil
+	// means a timer. Tests that set Now set Wait to move their clock.
+	Wait func(ctx context.Context, d time.Duration) error
+	// Progress, when set, is told what a flow is waiting for (the next
+	// TOTP time step), so that the user is not left looking at nothing.
+	Progress func(msg string)
 	// Client returns an API client for a server URL; nil means client.New
 	// with default options.
 	Client func(server string) (*client.Client, error)
@@ -149,8 +159,11 @@ func pickProfile(cfg *vault.Config, name string) (vault.Profile, error) {
 	case name != "":
 		p, err := cfg.Get(name)
 		if err != nil {
-			return p, fmt.Errorf("no profile named %q: log in with --profile %s to create it, or see latch profile list: %w",
-				name, name, ErrLoginRequired)
+			// It matches ErrLoginRequired too, as it always has, for the
+			// callers (the interface) that offer a login for it.
+			e := unknownProfile(cfg, name)
+			e.loginRequired = true
+			return p, e
 		}
 		return p, nil
 	case cfg.Current != "":
@@ -164,6 +177,31 @@ func pickProfile(cfg *vault.Config, name string) (vault.Profile, error) {
 		return vault.Profile{}, fmt.Errorf("%w: %d profiles and none is current; pick one with --profile NAME or latch profile use NAME: %w",
 			ErrNoProfile, len(cfg.Profiles), ErrLoginRequired)
 	}
+}
+
+// unknownProfile says that no profile is called name, which ones there are,
+// and how to make a new one.
+func unknownProfile(cfg *vault.Config, name string) *unknownProfileError {
+	names := make([]string, 0, len(cfg.Profiles))
+	for _, p := range cfg.Profiles {
+		names = append(names, p.Name)
+	}
+	known := "there are no profiles yet"
+	if len(names) > 0 {
+		known = "the profiles are " + strings.Join(names, ", ")
+	}
+	return &unknownProfileError{msg: fmt.Sprintf("no profile named %q (%s); to make it, run latch login --profile %s",
+		name, known, name)}
+}
+
+type unknownProfileError struct {
+	msg           string
+	loginRequired bool
+}
+
+func (e *unknownProfileError) Error() string { return e.msg }
+func (e *unknownProfileError) Is(target error) bool {
+	return target == ErrUnknownProfile || (e.loginRequired && target == ErrLoginRequired)
 }
 
 // ProfileName picks the name for a new login to server as username: the

@@ -101,9 +101,11 @@ func (e *Env) finishLogin(ctx context.Context, c *client.Client, name, identifie
 		p.Username = me.Username
 		p.MFA = me.MFAEnabled
 	}
+	previous := e.previousSession(ctx, name)
 	if err := e.Tokens().Save(ctx, name, tokens); err != nil {
 		return nil, err
 	}
+	defer previous.end(ctx)
 	err := vault.UpdateConfig(ctx, e.Home, func(cfg *vault.Config) error {
 		if err := cfg.Put(p); err != nil {
 			return err
@@ -154,4 +156,62 @@ func (e *Env) Signup(ctx context.Context, req SignupRequest) (*LoginResult, erro
 		return nil, fmt.Errorf("the account was created, but logging in failed: %w", err)
 	}
 	return res, nil
+}
+
+// previousSession is the session a new login replaces: the profile's saved
+// refresh token and where it was issued. Left alone it would stay open at
+// the server until it expires, with nobody holding it.
+type previousSession struct {
+	e       *Env
+	profile vault.Profile
+	refresh string
+}
+
+// previousSession reads what name holds before a login replaces it; nil
+// when it holds no session (or it cannot be read: there is then nothing
+// this login could end).
+func (e *Env) previousSession(ctx context.Context, name string) *previousSession {
+	cfg, err := e.Config()
+	if err != nil {
+		return nil
+	}
+	p, err := cfg.Get(name)
+	if err != nil {
+		return nil
+	}
+	rt, err := e.Tokens().RefreshToken(ctx, name)
+	if err != nil || rt == "" {
+		return nil
+	}
+	return &previousSession{e: e, profile: p, refresh: rt}
+}
+
+// end logs the replaced session out at its server (or revokes it at its
+// OpenID provider). It runs once the new session is saved, and is best
+// effort: a failure is only reported through Warn, since the new session
+// stands and the old one still ends when its refresh token expires.
+func (s *previousSession) end(ctx context.Context) {
+	if s == nil {
+		return
+	}
+	p := s.profile
+	var err error
+	if p.Kind == vault.KindOIDC {
+		var prov *client.Provider
+		if prov, err = (&providerRefresher{e: s.e, p: p}).provider(ctx); err == nil {
+			err = prov.Revoke(ctx, s.refresh)
+		}
+		if errors.Is(err, client.ErrNotSupported) {
+			err = nil // nothing more can be done from here
+		}
+	} else {
+		var c *client.Client
+		if c, err = s.e.client(p.Server); err == nil {
+			err = c.Logout(ctx, s.refresh)
+		}
+	}
+	if err != nil && !refused(err) && s.e.Warn != nil {
+		s.e.Warn(fmt.Sprintf("logged in, but the session this login replaced in profile %q could not be ended (%v); "+
+			"it ends by itself when its refresh token expires", p.Name, err))
+	}
 }

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/pquerna/otp/totp"
 
@@ -73,6 +76,7 @@ func (e *Env) EnableMFA(ctx context.Context, profile, code string) ([]string, er
 		func(c *client.Client, tok string) ([]string, error) { return c.MFAEnable(ctx, tok, code) })
 	if codes != nil {
 		e.setMFA(ctx, name, true)
+		e.spentTOTP(ctx, name, code)
 	}
 	return codes, err
 }
@@ -80,8 +84,11 @@ func (e *Env) EnableMFA(ctx context.Context, profile, code string) ([]string, er
 // RegenerateBackupCodes replaces the account's backup codes (the old ones
 // die) and saves the new set, like EnableMFA.
 func (e *Env) RegenerateBackupCodes(ctx context.Context, profile, code string) ([]string, error) {
-	_, codes, err := e.newBackupCodes(ctx, profile, "new backup codes were made",
+	name, codes, err := e.newBackupCodes(ctx, profile, "new backup codes were made",
 		func(c *client.Client, tok string) ([]string, error) { return c.MFABackupCodes(ctx, tok, code) })
+	if codes != nil {
+		e.spentTOTP(ctx, name, code)
+	}
 	return codes, err
 }
 
@@ -116,7 +123,7 @@ func (e *Env) DisableMFA(ctx context.Context, profile, code string) error {
 		return err
 	}
 	e.setMFA(ctx, p.Name, false)
-	for _, k := range []string{backupKey(p.Name), totpKey(p.Name)} {
+	for _, k := range []string{backupKey(p.Name), totpKey(p.Name), totpStepKey(p.Name)} {
 		if err := e.Secrets.Delete(ctx, k); err != nil {
 			return fmt.Errorf("two-factor is off, but the saved codes could not be deleted: %w", err)
 		}
@@ -138,8 +145,11 @@ func (e *Env) setMFA(ctx context.Context, name string, on bool) {
 	})
 }
 
-// TOTPCode is the current code of the profile's saved TOTP secret (saved by
-// StartMFASetup with store).
+// TOTPCode is a code of the profile's saved TOTP secret (saved by
+// StartMFASetup with store) that the server has not seen yet. The server
+// takes each time step's code once: when this step's code was already
+// accepted (latch answered a login with it, or it confirmed mfa enable),
+// TOTPCode waits for the next step, at most one period, with ctx.
 func (e *Env) TOTPCode(ctx context.Context, profile string) (string, error) {
 	p, err := e.Profile(profile)
 	if err != nil {
@@ -147,12 +157,84 @@ func (e *Env) TOTPCode(ctx context.Context, profile string) (string, error) {
 	}
 	secret, err := e.Secrets.Get(ctx, totpKey(p.Name))
 	if errors.Is(err, vault.ErrNotFound) {
-		return "", fmt.Errorf("profile %q: %w (it is saved only by mfa setup --store-secret)", p.Name, ErrNoTOTPSecret)
+		return "", fmt.Errorf("profile %q: %w (it is saved only by latch mfa setup --store-secret)", p.Name, ErrNoTOTPSecret)
 	}
 	if err != nil {
 		return "", err
 	}
-	return totp.GenerateCode(string(secret), e.now())
+	now := e.now()
+	if last, ok := e.lastTOTPStep(ctx, p.Name); ok && totpStep(now) <= last {
+		next := time.Unix((last+1)*totpPeriod, 0)
+		wait := next.Sub(now)
+		if wait > totpPeriod*time.Second {
+			return "", fmt.Errorf("profile %q: the saved TOTP secret's next unused code is valid from %s; try again then",
+				p.Name, next.Local().Format("15:04:05"))
+		}
+		if e.Progress != nil {
+			e.Progress(fmt.Sprintf("The current authenticator code was just used; waiting %s for the next one…", wait.Round(time.Second)))
+		}
+		if err := e.wait(ctx, wait); err != nil {
+			return "", err
+		}
+		now = e.now()
+	}
+	return totp.GenerateCode(string(secret), now)
+}
+
+// totpPeriod is the TOTP time step in seconds (RFC 6238's default, which
+// latch's server and every authenticator app use).
+const totpPeriod = 30
+
+func totpStep(t time.Time) int64 { return t.Unix() / totpPeriod }
+
+func totpStepKey(profile string) string { return "profile/" + profile + "/totp-step" }
+
+// lastTOTPStep is the latest time step whose code of the saved secret the
+// server accepted, as far as this machine knows.
+func (e *Env) lastTOTPStep(ctx context.Context, profile string) (int64, bool) {
+	raw, err := e.Secrets.Get(ctx, totpStepKey(profile))
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	return n, err == nil
+}
+
+// spentTOTP records that the server accepted code, when it is a code of the
+// profile's saved secret (of this time step or one either side, as the
+// server allows), so that TOTPCode does not offer that step's code again.
+// Failing to record it costs at most one refused attempt later.
+func (e *Env) spentTOTP(ctx context.Context, profile, code string) {
+	secret, err := e.Secrets.Get(ctx, totpKey(profile))
+	if err != nil {
+		return
+	}
+	now := totpStep(e.now())
+	for _, st := range []int64{now + 1, now, now - 1} {
+		c, err := totp.GenerateCode(string(secret), time.Unix(st*totpPeriod, 0))
+		if err != nil || c != strings.TrimSpace(code) {
+			continue
+		}
+		if last, ok := e.lastTOTPStep(ctx, profile); !ok || st > last {
+			_ = e.Secrets.Set(ctx, totpStepKey(profile), []byte(strconv.FormatInt(st, 10)))
+		}
+		return
+	}
+}
+
+// wait returns after d, or with ctx's error when ctx ends first.
+func (e *Env) wait(ctx context.Context, d time.Duration) error {
+	if e.Wait != nil {
+		return e.Wait(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // FinishMFA answers a login's second-factor step with a TOTP or backup code
@@ -169,6 +251,7 @@ func (e *Env) FinishMFA(ctx context.Context, pending *LoginResult, code string) 
 	if err != nil {
 		return nil, err
 	}
+	e.spentTOTP(ctx, pending.Profile.Name, code)
 	return e.finishLogin(ctx, c, pending.Profile.Name, pending.Profile.Username, tokens)
 }
 
@@ -332,7 +415,12 @@ func (e *Env) ImportCodes(ctx context.Context, label string, codes []string) (in
 		return 0, fmt.Errorf("label: %w", err)
 	}
 	var clean []string
-	for _, c := range codes {
+	for i, c := range codes {
+		if !utf8.ValidString(c) {
+			// The vault stores JSON, which would turn the bytes into U+FFFD
+			// and save a code that never matches.
+			return 0, fmt.Errorf("line %d is not UTF-8 text: give the codes as plain text, one per line", i+1)
+		}
 		if c = strings.TrimSpace(c); c != "" {
 			clean = append(clean, c)
 		}

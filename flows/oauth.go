@@ -186,9 +186,11 @@ func (e *Env) finishOAuth(ctx context.Context, o *oauthLogin, t *client.Tokens, 
 	if p.Name == "" {
 		p.Name = e.oidcProfileName(ctx, cfg, p)
 	}
+	previous := e.previousSession(ctx, p.Name)
 	if err := e.Tokens().Save(ctx, p.Name, t); err != nil {
 		return nil, err
 	}
+	defer previous.end(ctx)
 	err = vault.UpdateConfig(ctx, e.Home, func(cfg *vault.Config) error {
 		if err := cfg.Put(p); err != nil {
 			return err

@@ -87,7 +87,7 @@ func (r *providerRefresher) Refresh(ctx context.Context, rt string) (*client.Tok
 func (e *Env) serverClient(p vault.Profile) (*client.Client, error) {
 	if p.Server == "" {
 		return nil, fmt.Errorf("profile %q is signed in to the OpenID provider %s, not to a latch server; "+
-			"this needs a latch account (log in with --server)", p.Name, p.Issuer)
+			"this needs a latch account (add one with latch login --server URL)", p.Name, p.Issuer)
 	}
 	return e.client(p.Server)
 }
@@ -340,7 +340,7 @@ func (e *Env) RemoveProfile(ctx context.Context, name string, force bool) error 
 		return err
 	}
 	if _, err := cfg.Get(name); err != nil {
-		return fmt.Errorf("no profile named %q", name)
+		return unknownProfile(cfg, name)
 	}
 	tm := e.Tokens()
 	_, err = tm.RefreshToken(ctx, name)
@@ -363,7 +363,7 @@ func (e *Env) RemoveProfile(ctx context.Context, name string, force bool) error 
 func (e *Env) UseProfile(ctx context.Context, name string) error {
 	return vault.UpdateConfig(ctx, e.Home, func(c *vault.Config) error {
 		if _, err := c.Get(name); err != nil {
-			return fmt.Errorf("no profile named %q; see latch profile list", name)
+			return unknownProfile(c, name)
 		}
 		c.Current = name
 		return nil
