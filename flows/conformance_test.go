@@ -2,7 +2,6 @@ package flows
 
 import (
 	"bufio"
-	"encoding/base64"
 	"encoding/hex"
 	"net"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latch-dev/latch/internal/randcheck"
 )
 
 // Tests of docs/conformance.md's claims about the client's browser login
@@ -128,41 +129,9 @@ func TestBrowserLoginStateNonceUnique(t *testing.T) {
 		}
 		states, nonces, challenges = append(states, q.Get("state")), append(nonces, q.Get("nonce")), append(challenges, q.Get("code_challenge"))
 	}
-	checkRandom(t, "state", states, 16)
-	checkRandom(t, "nonce", nonces, 16)
-	checkRandom(t, "code_challenge", challenges, 32)
-}
-
-// checkRandom fails unless values are base64url (unpadded) strings of at
-// least minBytes bytes, all distinct, and every bit position of their
-// first minBytes bytes takes both values: a counter, a timestamp or a
-// short random part padded out would fail.
-func checkRandom(t *testing.T, what string, values []string, minBytes int) {
-	t.Helper()
-	seen := map[string]bool{}
-	ones, zeros := make([]int, minBytes*8), make([]int, minBytes*8)
-	for _, v := range values {
-		raw, err := base64.RawURLEncoding.Strict().DecodeString(v)
-		if err != nil || len(raw) < minBytes || base64.RawURLEncoding.EncodeToString(raw) != v {
-			t.Fatalf("%s %q: not base64url of at least %d bytes (%v)", what, v, minBytes, err)
-		}
-		if seen[v] {
-			t.Fatalf("%s %q issued twice", what, v)
-		}
-		seen[v] = true
-		for i := range minBytes * 8 {
-			if raw[i/8]>>(i%8)&1 == 1 {
-				ones[i]++
-			} else {
-				zeros[i]++
-			}
-		}
-	}
-	for i := range minBytes * 8 {
-		if ones[i] == 0 || zeros[i] == 0 {
-			t.Fatalf("%s: bit %d is the same in all %d values", what, i, len(values))
-		}
-	}
+	randcheck.Check(t, "state", states, 16)
+	randcheck.Check(t, "nonce", nonces, 16)
+	randcheck.Check(t, "code_challenge", challenges, 32)
 }
 
 // The callback's page sends no Referer on (its URL held the code) and runs

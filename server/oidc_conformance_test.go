@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
 
+	"github.com/latch-dev/latch/internal/randcheck"
 	"github.com/latch-dev/latch/internal/webform"
 )
 
@@ -247,37 +247,5 @@ func TestOIDCDeviceCodeEntropy(t *testing.T) {
 		}
 		codes = append(codes, da.DeviceCode)
 	}
-	checkRandom(t, "device_code", codes, 16)
-}
-
-// checkRandom fails unless values are base64url (unpadded) strings of at
-// least minBytes bytes, all distinct, and every bit position of their
-// first minBytes bytes takes both values: a counter, a timestamp or a
-// short random part padded out would fail.
-func checkRandom(t *testing.T, what string, values []string, minBytes int) {
-	t.Helper()
-	seen := map[string]bool{}
-	ones, zeros := make([]int, minBytes*8), make([]int, minBytes*8)
-	for _, v := range values {
-		raw, err := base64.RawURLEncoding.Strict().DecodeString(v)
-		if err != nil || len(raw) < minBytes || base64.RawURLEncoding.EncodeToString(raw) != v {
-			t.Fatalf("%s %q: not base64url of at least %d bytes (%v)", what, v, minBytes, err)
-		}
-		if seen[v] {
-			t.Fatalf("%s %q issued twice", what, v)
-		}
-		seen[v] = true
-		for i := range minBytes * 8 {
-			if raw[i/8]>>(i%8)&1 == 1 {
-				ones[i]++
-			} else {
-				zeros[i]++
-			}
-		}
-	}
-	for i := range minBytes * 8 {
-		if ones[i] == 0 || zeros[i] == 0 {
-			t.Fatalf("%s: bit %d is the same in all %d values", what, i, len(values))
-		}
-	}
+	randcheck.Check(t, "device_code", codes, 16)
 }
