@@ -157,15 +157,8 @@ func (g *globals) passphrase(home string) func() ([]byte, error) {
 // else a masked prompt on a terminal. It is never a flag value.
 func (g *globals) password(fromStdin bool, prompt string) (string, error) {
 	if fromStdin {
-		line, err := g.readLine()
-		if err != nil && !errors.Is(err, io.EOF) {
-			return "", fmt.Errorf("read the password from stdin: %w", err)
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if line == "" {
-			return "", usagef("--password-stdin: stdin held no password")
-		}
-		return line, nil
+		b, err := g.stdinSecret("--password-stdin", "password")
+		return string(b), err
 	}
 	if !g.tty() {
 		return "", usagef("no terminal to ask for the password: pipe it in with --password-stdin")
@@ -178,6 +171,20 @@ func (g *globals) password(fromStdin bool, prompt string) (string, error) {
 		return "", usagef("empty password")
 	}
 	return string(b), nil
+}
+
+// stdinSecret reads the next line of stdin as a secret (a password, a
+// passphrase) for flag; what names it in errors.
+func (g *globals) stdinSecret(flag, what string) ([]byte, error) {
+	line, err := g.readLine()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read the %s from stdin: %w", what, err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return nil, usagef("%s: stdin held no %s", flag, what)
+	}
+	return []byte(line), nil
 }
 
 // value returns a flag's value, or prompts for it on a terminal, or fails

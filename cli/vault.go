@@ -250,11 +250,12 @@ first line of stdin is the current passphrase and the second the new one.`,
 			}
 			var old, next []byte
 			if fromStdin {
-				a, err1 := g.readLine()
-				b, err2 := g.readLine()
-				old, next = []byte(strings.TrimRight(a, "\r\n")), []byte(strings.TrimRight(b, "\r\n"))
-				if (err1 != nil && !errors.Is(err1, io.EOF)) || (err2 != nil && !errors.Is(err2, io.EOF)) || len(old) == 0 || len(next) == 0 {
-					return usagef("--passphrase-stdin: want the current passphrase and the new one on two lines")
+				var err error
+				if old, err = g.stdinSecret("--passphrase-stdin", "current passphrase (first line)"); err != nil {
+					return err
+				}
+				if next, err = g.stdinSecret("--passphrase-stdin", "new passphrase (second line)"); err != nil {
+					return err
 				}
 			} else {
 				if !g.tty() {
@@ -283,15 +284,7 @@ first line of stdin is the current passphrase and the second the new one.`,
 // LATCH_VAULT_PASSPHRASE, or a prompt (twice for a new vault).
 func (g *globals) vaultPassphrase(fromStdin, isNew bool) ([]byte, error) {
 	if fromStdin {
-		line, err := g.readLine()
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("read the passphrase from stdin: %w", err)
-		}
-		p := []byte(strings.TrimRight(line, "\r\n"))
-		if len(p) == 0 {
-			return nil, usagef("--passphrase-stdin: stdin held no passphrase")
-		}
-		return p, nil
+		return g.stdinSecret("--passphrase-stdin", "passphrase")
 	}
 	if p := os.Getenv(envPassphrase); p != "" {
 		return []byte(p), nil

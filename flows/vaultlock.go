@@ -12,12 +12,12 @@ import (
 // VaultState is what latch vault status shows: the backend and why, and for
 // the file vault its format and lock.
 type VaultState struct {
-	Backend string `json:"backend"`
-	Reason  string `json:"reason"`
+	Backend string
+	Reason  string
 	// Lock is the file vault's state; nil for the keyring and memory.
-	Lock *vault.LockState `json:"lock,omitempty"`
+	Lock *vault.LockState
 	// Cache is where the session cache lives ("" when there is none).
-	Cache string `json:"cache,omitempty"`
+	Cache string
 }
 
 // Locked reports whether the vault is a file vault that is locked: using it

@@ -37,19 +37,19 @@ const rearmAfter = time.Minute
 // LockState describes a file vault without unlocking it.
 type LockState struct {
 	// Format is 1 or 2, or 0 when there is no vault file yet.
-	Format int `json:"format"`
+	Format int
 	// State is "unlocked" when a latch started now would find the identity
 	// without asking (environment or session cache), else "locked".
-	State string `json:"state"`
+	State string
 	// From says where the identity comes from when unlocked.
-	From string `json:"from,omitempty"`
+	From string
 	// Cache says where the session cache lives ("" when there is none).
-	Cache string `json:"cache,omitempty"`
+	Cache string
 	// Until is when an unused unlocked vault locks itself (zero: never, or
 	// locked).
-	Until time.Time `json:"until,omitzero"`
+	Until time.Time
 	// Idle is the idle timeout the vault was unlocked with.
-	Idle time.Duration `json:"idle_seconds,omitempty"`
+	Idle time.Duration
 }
 
 // Lockable is the file vault's lock, as latch vault unlock/lock/status/passwd
