@@ -41,6 +41,12 @@ type Options struct {
 	// Transport replaces the HTTP transport (tests, custom TLS). Nil means a
 	// default transport that honours the proxy environment variables.
 	Transport http.RoundTripper
+	// Trace, when set, is told of every HTTP exchange, redacted, after it
+	// ends (--debug, the interface's trace pane).
+	Trace Tracer
+	// CAFile names a PEM file of certificate authorities to trust besides
+	// the system's, for a provider or server with a private CA.
+	CAFile string
 }
 
 // callTimeout bounds each call: Timeout, or defaultTimeout when unset.

@@ -48,6 +48,14 @@ type Env struct {
 	// client.Discover with default options. Set it with the same Options
 	// (--insecure, timeout) as Client.
 	Discover func(ctx context.Context, issuer, clientID string) (*client.Provider, error)
+	// Trace, when set, is told of each step of a flow and each check it
+	// makes (state, iss, nonce, PKCE…), redacted; the HTTP exchanges reach
+	// it through client.Options.Trace, set by whoever builds Client and
+	// Discover.
+	Trace client.Tracer
+	// Forward, when set, hands out access tokens held elsewhere (a latch
+	// agent forwarded over SSH) for profiles this machine does not have.
+	Forward TokenSource
 }
 
 // VaultOptions says how OpenEnv picks the vault.
