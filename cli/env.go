@@ -55,6 +55,9 @@ type globals struct {
 	startAgent bool
 	// noCache opens the vault without a session cache.
 	noCache bool
+	// trace, when set, receives every HTTP exchange and flow step of the
+	// command, redacted: --debug's printer, or the interface's trace pane.
+	trace client.Tracer
 }
 
 func newGlobals() *globals {
@@ -115,13 +118,26 @@ func (g *globals) openEnv(ctx context.Context) (*flows.Env, error) {
 	e.Warn = func(msg string) { fmt.Fprintln(g.err, "latch: warning:", msg) }
 	e.Progress = func(msg string) { fmt.Fprintln(g.err, msg) }
 	e.Client = func(server string) (*client.Client, error) {
-		return client.New(server, client.Options{Insecure: g.insecure, Version: Version, Timeout: g.timeout})
+		return client.New(server, g.clientOptions())
 	}
 	e.Discover = func(ctx context.Context, issuer, clientID string) (*client.Provider, error) {
-		return client.Discover(ctx, issuer, clientID, client.Options{Insecure: g.insecure, Version: Version, Timeout: g.timeout})
+		return client.Discover(ctx, issuer, clientID, g.clientOptions())
 	}
+	e.Trace = g.traceEvent
 	g.env = e
 	return e, nil
+}
+
+// clientOptions are the options of every client the command builds.
+func (g *globals) clientOptions() client.Options {
+	return client.Options{Insecure: g.insecure, Version: Version, Timeout: g.timeout, Trace: g.traceEvent}
+}
+
+// traceEvent hands ev to the command's tracer, if any.
+func (g *globals) traceEvent(ev client.Event) {
+	if g.trace != nil {
+		g.trace(ev)
+	}
 }
 
 // withEnv makes a RunE that opens latch's home and vault before run.

@@ -61,6 +61,24 @@ type OAuthRequest struct {
 	// of a non-empty scopes_supported (Google, for one, refuses
 	// offline_access). Scopes given here are sent as they are.
 	Scopes []string
+	// ClientSecret is a confidential client's secret ("" for a public
+	// client); it is kept in the vault, never in the profiles file.
+	// AuthMethod is client_secret_basic, client_secret_post or none ("" =
+	// what the provider advertises).
+	ClientSecret, AuthMethod string
+	// Audience, Resource (RFC 8707) and AuthParams go on the authorization
+	// request (see client.ProviderConfig).
+	Audience   string
+	Resource   []string
+	AuthParams url.Values
+	// RedirectURL fixes the loopback redirect (host localhost, 127.0.0.1 or
+	// [::1], an exact port and path) for a provider that registered one;
+	// "" means 127.0.0.1 on a random port, path /callback.
+	RedirectURL string
+	// CAFile trusts a private CA's PEM besides the system's.
+	CAFile string
+	// Endpoints replace discovery for an OAuth 2.0 provider without it.
+	Endpoints client.Endpoints
 }
 
 // oauthLogin is a resolved request with its provider.
