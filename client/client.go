@@ -85,8 +85,15 @@ func New(baseURL string, opts Options) (*Client, error) {
 	// hostile, and following one is how an Authorization header or a password
 	// ends up on another host. The caller sees the 3xx as an error instead.
 	// No Jar: this package stores nothing, cookies included.
+	transport, err := opts.baseTransport()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Trace != nil {
+		transport = &traceTransport{base: transport, trace: opts.Trace}
+	}
 	hc := &http.Client{
-		Transport: opts.Transport,
+		Transport: transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
@@ -222,6 +229,9 @@ func (c *Client) transportError(ctx context.Context, method, path string, gotHea
 }
 
 func describeDialError(err error) string {
+	if s := tlsAdvice(err); s != "" {
+		return s
+	}
 	var dns *net.DNSError
 	switch {
 	case errors.As(err, &dns):

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -66,68 +65,25 @@ type metadataWire struct {
 	IssParameterSupported       bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
-// Provider is an OpenID Connect provider found by discovery, with latch's
-// public client (no secret) registered at it. It is safe for concurrent use.
+// Provider is an OpenID Connect provider (found by discovery, or an OAuth
+// 2.0 provider given by its endpoints) with latch's client registered at
+// it: public, or confidential with a secret. It is safe for concurrent use.
 type Provider struct {
 	Metadata ProviderMetadata
 	ClientID string
+
+	secret     string // "" for a public client; never in an error or trace
+	authMethod string
+	audience   string
+	resource   []string
+	authParams url.Values
+	manual     bool // endpoints given by hand, no discovery
+	trace      Tracer
 
 	oidc    *oidc.Provider
 	hc      *http.Client
 	host    string
 	timeout time.Duration
-}
-
-// Discover reads issuer's discovery document (issuer +
-// /.well-known/openid-configuration) and checks it: the issuer it names must
-// be issuer exactly (a mismatch is an error matching ErrBadResponse), and
-// every endpoint must obey the URL rules of New (https, or http only to
-// loopback unless opts.Insecure). opts.Timeout bounds each call to the
-// provider, discovery included.
-func Discover(ctx context.Context, issuer, clientID string, opts Options) (*Provider, error) {
-	issuer = strings.TrimSpace(issuer)
-	u, err := parseBaseURL(issuer, opts.Insecure)
-	if err != nil {
-		return nil, fmt.Errorf("issuer: %w", err)
-	}
-	if clientID == "" {
-		return nil, errors.New("an OpenID Connect login needs a client id (--client-id)")
-	}
-	timeout := opts.callTimeout()
-	p := &Provider{
-		ClientID: clientID,
-		host:     u.Host,
-		timeout:  timeout,
-		hc: &http.Client{
-			Transport: &guard{base: opts.Transport, userAgent: opts.userAgent()},
-			Timeout:   timeout,
-			// A provider's endpoints answer directly; following a redirect
-			// could carry a token or a code to another host.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-	}
-	const op = "GET /.well-known/openid-configuration"
-	callCtx, cancel := context.WithTimeoutCause(ctx, timeout, errCallTimeout)
-	defer cancel()
-	op2, err := oidc.NewProvider(expectJSON(oidc.ClientContext(callCtx, p.hc)), issuer)
-	var mismatch *oidc.IssuerMismatchError
-	switch {
-	case errors.As(err, &mismatch):
-		return nil, &ResponseError{Status: http.StatusOK, op: op, Reason: fmt.Sprintf(
-			"the provider calls itself %q, not %q; use exactly its issuer URL", clean(mismatch.Discovered, nil), issuer)}
-	case err != nil:
-		return nil, p.providerError(ctx, callCtx, op, err, nil)
-	}
-	var w metadataWire
-	if err := op2.Claims(&w); err != nil {
-		return nil, &ResponseError{Status: http.StatusOK, op: op, Reason: "the discovery document is not a JSON object"}
-	}
-	p.oidc = op2
-	p.Metadata = ProviderMetadata(w)
-	if err := p.checkEndpoints(opts.Insecure); err != nil {
-		return nil, &ResponseError{Status: http.StatusOK, op: op, Reason: err.Error()}
-	}
-	return p, nil
 }
 
 func (p *Provider) checkEndpoints(insecure bool) error {
@@ -138,7 +94,7 @@ func (p *Provider) checkEndpoints(insecure bool) error {
 	}{
 		{"authorization_endpoint", m.AuthorizationEndpoint, false},
 		{"token_endpoint", m.TokenEndpoint, true},
-		{"jwks_uri", m.JWKSURI, true},
+		{"jwks_uri", m.JWKSURI, !p.manual},
 		{"device_authorization_endpoint", m.DeviceAuthorizationEndpoint, false},
 		{"revocation_endpoint", m.RevocationEndpoint, false},
 		{"userinfo_endpoint", m.UserinfoEndpoint, false},
@@ -170,18 +126,19 @@ func (p *Provider) SupportsScope(scope string) bool {
 }
 
 // OAuth2Config is an x/oauth2 configuration for this provider and client.
-// Client authentication is always in the request parameters: a public
-// client sends its id there, and leaving x/oauth2 to auto-detect would make
-// a provider that omits "none" from token_endpoint_auth_methods_supported
-// see a Basic header first.
+// Client authentication follows AuthMethod and is never auto-detected: a
+// public client sends its id in the parameters, and x/oauth2's probing
+// would make a provider that omits "none" from
+// token_endpoint_auth_methods_supported see a Basic header first.
 func (p *Provider) OAuth2Config(redirectURL string, scopes []string) *oauth2.Config {
 	return &oauth2.Config{
-		ClientID: p.ClientID,
+		ClientID:     p.ClientID,
+		ClientSecret: p.secret,
 		Endpoint: oauth2.Endpoint{
 			AuthURL:       p.Metadata.AuthorizationEndpoint,
 			TokenURL:      p.Metadata.TokenEndpoint,
 			DeviceAuthURL: p.Metadata.DeviceAuthorizationEndpoint,
-			AuthStyle:     oauth2.AuthStyleInParams,
+			AuthStyle:     p.authStyle(),
 		},
 		RedirectURL: redirectURL,
 		Scopes:      scopes,
@@ -201,9 +158,11 @@ func (p *Provider) Exchange(ctx context.Context, redirectURL, code, verifier str
 	const op = "POST token endpoint (authorization code)"
 	callCtx, cancel := p.call(ctx)
 	defer cancel()
-	tok, err := p.OAuth2Config(redirectURL, nil).Exchange(callCtx, code, oauth2.VerifierOption(verifier))
+	p.note("token exchange: POST " + p.Metadata.TokenEndpoint + " (authorization_code, auth " + p.authMethod + ")")
+	opts := append(p.tokenOptions(), oauth2.VerifierOption(verifier))
+	tok, err := p.OAuth2Config(redirectURL, nil).Exchange(callCtx, code, opts...)
 	if err != nil {
-		return nil, p.providerError(ctx, callCtx, op, err, nil, code, verifier)
+		return nil, withTLSAdvice(p.providerError(ctx, callCtx, op, err, nil, code, verifier, p.secret))
 	}
 	return p.tokens(op, tok)
 }
@@ -215,11 +174,12 @@ func (p *Provider) DeviceAuth(ctx context.Context, scopes []string) (*oauth2.Dev
 	if p.Metadata.DeviceAuthorizationEndpoint == "" {
 		return nil, fmt.Errorf("%s: the provider has no device_authorization_endpoint: %w", p.host, ErrNotSupported)
 	}
+	p.note("device authorization: POST " + p.Metadata.DeviceAuthorizationEndpoint)
 	callCtx, cancel := p.call(ctx)
 	defer cancel()
-	da, err := p.OAuth2Config("", scopes).DeviceAuth(callCtx)
+	da, err := p.OAuth2Config("", scopes).DeviceAuth(p.withClientAuth(callCtx), p.deviceOptions()...)
 	if err != nil {
-		return nil, p.providerError(ctx, callCtx, op, err, nil)
+		return nil, withTLSAdvice(p.providerError(ctx, callCtx, op, err, nil, p.secret))
 	}
 	switch {
 	case da.DeviceCode == "" || da.UserCode == "":
@@ -246,13 +206,18 @@ func (p *Provider) DeviceAccessToken(ctx context.Context, da *oauth2.DeviceAuthR
 	const op = "POST token endpoint (device code)"
 	// Each poll is bounded by the HTTP client's timeout, not by one call
 	// timeout over the whole wait.
+	interval := da.Interval
+	if interval <= 0 {
+		interval = 5 // RFC 8628's default, as x/oauth2 uses
+	}
+	p.note(fmt.Sprintf("polling: POST %s every %d s (device_code)", p.Metadata.TokenEndpoint, interval))
 	pollCtx := context.WithValue(ctx, oauth2.HTTPClient, p.hc)
-	tok, err := p.OAuth2Config("", scopes).DeviceAccessToken(pollCtx, da)
+	tok, err := p.OAuth2Config("", scopes).DeviceAccessToken(pollCtx, da, p.tokenOptions()...)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			return nil, fmt.Errorf("%s: the device code expired: %w", op, context.DeadlineExceeded)
 		}
-		return nil, p.providerError(ctx, ctx, op, err, nil, da.DeviceCode)
+		return nil, p.providerError(ctx, ctx, op, err, nil, da.DeviceCode, p.secret)
 	}
 	return p.tokens(op, tok)
 }
@@ -269,10 +234,9 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*Tokens, e
 	}
 	callCtx, cancel := p.call(ctx)
 	defer cancel()
-	ts := p.OAuth2Config("", nil).TokenSource(callCtx, &oauth2.Token{RefreshToken: refreshToken})
-	tok, err := ts.Token()
+	tok, err := p.refreshGrant(callCtx, refreshToken)
 	if err != nil {
-		return nil, p.providerError(ctx, callCtx, op, err, refreshRefusal, refreshToken)
+		return nil, p.providerError(ctx, callCtx, op, err, refreshRefusal, refreshToken, p.secret)
 	}
 	t, err := p.tokens(op, tok)
 	if err != nil {
@@ -312,6 +276,10 @@ func (p *Provider) tokens(op string, tok *oauth2.Token) (*Tokens, error) {
 		t.ExpiresIn = time.Duration(tok.ExpiresIn) * time.Second
 	case !tok.Expiry.IsZero() && time.Until(tok.Expiry) > 0:
 		t.ExpiresIn = time.Until(tok.Expiry).Round(time.Second)
+	case tok.RefreshToken == "" && !hasExpClaim(tok.AccessToken):
+		// Nothing says when it expires and nothing could renew it
+		// (GitHub's OAuth apps): it lives until the provider refuses it.
+		t.ExpiresIn = NoExpiry
 	default:
 		t.ExpiresIn = accessTTL(tok.AccessToken, time.Now())
 	}
@@ -319,6 +287,16 @@ func (p *Provider) tokens(op string, tok *oauth2.Token) (*Tokens, error) {
 		t.RefreshExpiresIn = time.Duration(f) * time.Second
 	}
 	return t, nil
+}
+
+// NoExpiry is the lifetime given to an access token that came with no
+// expires_in, is not a JWT with an exp claim, and has no refresh token: a
+// hundred years, so that it is handed out until the provider refuses it.
+const NoExpiry = 100 * 365 * 24 * time.Hour
+
+// hasExpClaim reports whether access is a JWT carrying an exp claim.
+func hasExpClaim(access string) bool {
+	return accessTTL(access, time.Unix(0, 0)) != DefaultAccessTTL
 }
 
 // accessTTL is the fallback lifetime of an access token that came without
@@ -344,99 +322,6 @@ func accessTTL(access string, now time.Time) time.Duration {
 		return d
 	}
 	return DefaultAccessTTL
-}
-
-// Revoke revokes a refresh token (RFC 7009, with token_type_hint). It
-// matches ErrNotSupported when the provider advertises no
-// revocation_endpoint. A token the provider no longer knows is revoked as
-// far as RFC 7009 goes: that is success too.
-func (p *Provider) Revoke(ctx context.Context, refreshToken string) error {
-	const op = "POST revocation endpoint"
-	if p.Metadata.RevocationEndpoint == "" {
-		return fmt.Errorf("%s: the provider has no revocation_endpoint: %w", p.host, ErrNotSupported)
-	}
-	form := url.Values{"token": {refreshToken}, "token_type_hint": {"refresh_token"}, "client_id": {p.ClientID}}
-	callCtx, cancel := p.call(ctx)
-	defer cancel()
-	req, err := http.NewRequestWithContext(callCtx, http.MethodPost, p.Metadata.RevocationEndpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := p.hc.Do(req)
-	if err != nil {
-		return p.providerError(ctx, callCtx, op, err, nil, refreshToken)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return nil
-	}
-	var w struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	body, _ := io.ReadAll(resp.Body) // already read whole, and bounded, by guard
-	_ = json.Unmarshal(body, &w)
-	if w.Error != "" && resp.StatusCode < 500 {
-		return &OAuthError{Code: clean(w.Error, []string{refreshToken}), Description: clean(w.Description, []string{refreshToken}),
-			Status: resp.StatusCode, op: op}
-	}
-	return statusError(&reply{method: "POST", path: "revocation endpoint", status: resp.StatusCode, header: resp.Header, body: body},
-		[]string{refreshToken})
-}
-
-// UserInfo is what a provider's userinfo endpoint says about the user.
-type UserInfo struct {
-	Subject           string
-	PreferredUsername string
-	Email             string
-	Name              string
-	Claims            map[string]any
-}
-
-// Username is the name latch shows for the user: preferred_username, else
-// email, else the subject.
-func (u *UserInfo) Username() string {
-	return firstNonEmpty(u.PreferredUsername, u.Email, u.Subject)
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-// UserInfo calls the userinfo endpoint with an access token. A refused token
-// matches ErrUnauthorized; a provider without the endpoint ErrNotSupported.
-func (p *Provider) UserInfo(ctx context.Context, accessToken string) (*UserInfo, error) {
-	const op = "GET userinfo endpoint"
-	if p.Metadata.UserinfoEndpoint == "" {
-		return nil, fmt.Errorf("%s: the provider has no userinfo_endpoint: %w", p.host, ErrNotSupported)
-	}
-	if accessToken == "" {
-		return nil, fmt.Errorf("%s: %w: no access token; log in first", op, ErrUnauthorized)
-	}
-	callCtx, cancel := p.call(ctx)
-	defer cancel()
-	ui, err := p.oidc.UserInfo(expectJSON(callCtx, "application/json", "application/jwt"),
-		oauth2.StaticTokenSource(&oauth2.Token{AccessToken: accessToken}))
-	if err != nil {
-		return nil, p.providerError(ctx, callCtx, op, err, nil, accessToken)
-	}
-	var claims map[string]any
-	if err := ui.Claims(&claims); err != nil {
-		return nil, &ResponseError{Status: http.StatusOK, op: op, Reason: "the answer is not a JSON object"}
-	}
-	u := &UserInfo{Subject: ui.Subject, Email: ui.Email, Claims: claims}
-	u.PreferredUsername, _ = claims["preferred_username"].(string)
-	u.Name, _ = claims["name"].(string)
-	if u.Subject == "" {
-		return nil, &ResponseError{Status: http.StatusOK, op: op, Reason: "the answer has no sub"}
-	}
-	return u, nil
 }
 
 // IDToken is a verified ID token's content.
@@ -465,7 +350,11 @@ func (p *Provider) VerifyIDToken(ctx context.Context, raw, nonce string) (*IDTok
 		// go-jose drops white space inside a compact JWS before checking
 		// it; a provider never sends any, so a token with some is refused
 		// rather than read as another text than the one received.
+		p.check("ID token signature", false, "the token contains white space")
 		return nil, fmt.Errorf("%s: it contains white space: %w", op, ErrInvalidIDToken)
+	}
+	if !p.CanVerifyIDTokens() {
+		return nil, fmt.Errorf("%s: the provider's keys are unknown (no jwks_uri; pass --jwks-url): %w", op, ErrInvalidIDToken)
 	}
 	callCtx, cancel := p.call(ctx)
 	defer cancel()
@@ -474,16 +363,25 @@ func (p *Provider) VerifyIDToken(ctx context.Context, raw, nonce string) (*IDTok
 	if err != nil {
 		var te *transportError
 		if errors.As(err, &te) || errors.Is(err, ErrBadResponse) || ctx.Err() != nil {
+			p.check("ID token signature", false, "the provider's keys could not be fetched")
 			return nil, fmt.Errorf("%s: fetching the provider's keys: %w", op, p.providerError(ctx, callCtx, op, err, nil, raw))
 		}
-		return nil, fmt.Errorf("%s: %s: %w", op, clean(err.Error(), []string{raw}), ErrInvalidIDToken)
+		msg := clean(err.Error(), []string{raw})
+		p.traceVerifyFailure(err, msg)
+		return nil, fmt.Errorf("%s: %s: %w", op, msg, ErrInvalidIDToken)
 	}
+	p.traceVerified(tok)
 	if tok.Subject == "" {
 		// OpenID Connect requires sub; without it the token names nobody.
 		return nil, fmt.Errorf("%s: it has no sub claim: %w", op, ErrInvalidIDToken)
 	}
-	if nonce != "" && tok.Nonce != nonce {
-		return nil, fmt.Errorf("%s: its nonce is not the one this login sent (a replayed or substituted token): %w", op, ErrInvalidIDToken)
+	if nonce != "" {
+		ok := tok.Nonce == nonce
+		p.check("ID token nonce", ok, map[bool]string{true: "equals the nonce this login sent",
+			false: "differs from the nonce this login sent"}[ok])
+		if !ok {
+			return nil, fmt.Errorf("%s: its nonce is not the one this login sent (a replayed or substituted token): %w", op, ErrInvalidIDToken)
+		}
 	}
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
@@ -494,4 +392,46 @@ func (p *Provider) VerifyIDToken(ctx context.Context, raw, nonce string) (*IDTok
 	t.Email, _ = claims["email"].(string)
 	t.Name, _ = claims["name"].(string)
 	return t, nil
+}
+
+// idTokenChecks are go-oidc's checks of an ID token, in its order.
+var idTokenChecks = []string{"ID token signature", "ID token iss", "ID token aud", "ID token exp"}
+
+// traceVerified tells the tracer each of go-oidc's checks passed.
+func (p *Provider) traceVerified(tok *oidc.IDToken) {
+	if p.trace == nil {
+		return
+	}
+	details := []string{
+		"signed with one of the provider's keys",
+		"" + tok.Issuer + " is the provider's issuer",
+		fmt.Sprintf("%q includes the client id %s", tok.Audience, p.ClientID),
+		"valid until " + tok.Expiry.UTC().Format(time.RFC3339),
+	}
+	for i, name := range idTokenChecks {
+		p.check(name, true, details[i])
+	}
+}
+
+// traceVerifyFailure tells the tracer which of go-oidc's checks failed, and
+// that those before it passed (go-oidc checks the signature, then iss, aud
+// and exp, stopping at the first failure). msg is the cleaned error.
+func (p *Provider) traceVerifyFailure(err error, msg string) {
+	if p.trace == nil {
+		return
+	}
+	var expired *oidc.TokenExpiredError
+	failed := 0 // the signature, or a token that does not parse
+	switch {
+	case strings.Contains(msg, "issued by a different provider"):
+		failed = 1
+	case strings.Contains(msg, "expected audience"):
+		failed = 2
+	case errors.As(err, &expired) || strings.Contains(msg, "nbf"):
+		failed = 3
+	}
+	for i := range failed {
+		p.check(idTokenChecks[i], true, "passed")
+	}
+	p.check(idTokenChecks[failed], false, ""+msg)
 }

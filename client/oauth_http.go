@@ -21,10 +21,12 @@ import (
 // before any library sees it, and, for requests whose context asks for it
 // (see expectJSON), refuses anything but a 200 JSON answer with the same
 // errors as the latch API calls. The libraries quote bodies in their own
-// errors; a refused answer never reaches them.
+// errors; a refused answer never reaches them. With trace set, it reports
+// each exchange, redacted, refused or not.
 type guard struct {
 	base      http.RoundTripper
 	userAgent string
+	trace     Tracer
 }
 
 // transportError marks a failure to get any answer at all.
@@ -51,13 +53,16 @@ func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
+	rec, req := beginExchange(g.trace, req)
 	resp, err := base.RoundTrip(req)
 	if err != nil {
+		rec.end(nil, nil, false, err)
 		return nil, &transportError{err: err}
 	}
 	op := req.Method + " " + req.URL.Path
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	resp.Body.Close()
+	rec.end(resp, body, err == nil, err)
 	switch {
 	case err != nil && req.Context().Err() != nil:
 		return nil, &transportError{err: err}

@@ -21,11 +21,17 @@ type Page struct {
 // provider that redirects without asking anything (this package's always
 // does); a provider that shows a login form ends the walk on that form.
 func Browse(ctx context.Context, authURL string) (*Page, error) {
+	return BrowseWith(ctx, &http.Client{}, authURL)
+}
+
+// BrowseWith is Browse with a browser of hc's transport (one that trusts a
+// TLS provider's CA: IdP.Server.Client()).
+func BrowseWith(ctx context.Context, hc *http.Client, authURL string) (*Page, error) {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		return nil, err
 	}
-	hc := &http.Client{Jar: jar}
+	hc = &http.Client{Transport: hc.Transport, Jar: jar}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
 	if err != nil {
 		return nil, err

@@ -19,10 +19,14 @@ func (idp *IdP) authorize(w http.ResponseWriter, r *http.Request) {
 	idp.stats.Authorizations++
 	idp.stats.LastState = q.Get("state")
 	idp.stats.LastRedirectURI = q.Get("redirect_uri")
+	idp.stats.LastAuthorizeQuery = q
 	redirect, err := url.Parse(q.Get("redirect_uri"))
 	switch {
 	case q.Get("client_id") != c.ClientID:
 		http.Error(w, "unknown client_id", http.StatusBadRequest)
+		return
+	case len(c.RedirectURIs) > 0 && !hasScope(c.RedirectURIs, q.Get("redirect_uri")):
+		http.Error(w, "redirect_uri is not registered for this client", http.StatusBadRequest)
 		return
 	case err != nil || redirect.Scheme != "http" || redirect.Host == "":
 		http.Error(w, "redirect_uri must be a loopback http URL", http.StatusBadRequest)
@@ -73,19 +77,16 @@ func (idp *IdP) authorize(w http.ResponseWriter, r *http.Request) {
 
 func (idp *IdP) token(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "bad form")
+		idp.oauthError(w, r, http.StatusBadRequest, "invalid_request", "bad form")
 		return
 	}
 	idp.mu.Lock()
 	defer idp.mu.Unlock()
-	c := idp.cfg
+	idp.stats.LastTokenForm = r.PostForm
 	if r.Header.Get("Authorization") != "" {
 		idp.stats.AuthHeaderCalls++
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "public client: no client authentication")
-		return
 	}
-	if r.PostForm.Get("client_id") != c.ClientID {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client")
+	if !idp.clientAuthenticated(w, r) {
 		return
 	}
 	switch r.PostForm.Get("grant_type") {
@@ -94,36 +95,36 @@ func (idp *IdP) token(w http.ResponseWriter, r *http.Request) {
 		ac, ok := idp.codes[r.PostForm.Get("code")]
 		switch {
 		case !ok || ac.used:
-			oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown or used code")
+			idp.oauthError(w, r, http.StatusBadRequest, "invalid_grant", "unknown or used code")
 			return
 		case ac.redirectURI != r.PostForm.Get("redirect_uri"):
-			oauthError(w, http.StatusBadRequest, "invalid_grant", "redirect_uri differs")
+			idp.oauthError(w, r, http.StatusBadRequest, "invalid_grant", "redirect_uri differs")
 			return
 		case s256(r.PostForm.Get("code_verifier")) != ac.challenge:
-			oauthError(w, http.StatusBadRequest, "invalid_grant", "PKCE verification failed")
+			idp.oauthError(w, r, http.StatusBadRequest, "invalid_grant", "PKCE verification failed")
 			return
 		}
 		ac.used = true
-		idp.issue(w, ac.scopes, ac.nonce, 0, "")
+		idp.issue(w, r, ac.scopes, ac.nonce, 0, "")
 	case "refresh_token":
-		idp.refreshGrant(w, r.PostForm.Get("refresh_token"))
+		idp.refreshGrant(w, r, r.PostForm.Get("refresh_token"))
 	case "urn:ietf:params:oauth:grant-type:device_code":
-		idp.deviceGrant(w, r.PostForm.Get("device_code"))
+		idp.deviceGrant(w, r, r.PostForm.Get("device_code"))
 	default:
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "")
+		idp.oauthError(w, r, http.StatusBadRequest, "unsupported_grant_type", "")
 	}
 }
 
-func (idp *IdP) refreshGrant(w http.ResponseWriter, rt string) {
+func (idp *IdP) refreshGrant(w http.ResponseWriter, r *http.Request, rt string) {
 	c := idp.cfg
 	idp.stats.Refreshes++
 	t, ok := idp.refresh[rt]
 	switch {
 	case !ok || t.revoked:
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown or revoked refresh token")
+		idp.oauthError(w, r, http.StatusBadRequest, "invalid_grant", "unknown or revoked refresh token")
 		return
 	case t.spent && c.ReuseWindow > 0 && time.Since(t.spentAt) <= c.ReuseWindow:
-		idp.issue(w, t.scopes, "", t.family, t.successor)
+		idp.issue(w, r, t.scopes, "", t.family, t.successor)
 		return
 	case t.spent:
 		idp.stats.Replays++
@@ -134,52 +135,60 @@ func (idp *IdP) refreshGrant(w http.ResponseWriter, rt string) {
 				}
 			}
 		}
-		oauthError(w, http.StatusBadRequest, c.ReplayError, "refresh token already used")
+		idp.oauthError(w, r, http.StatusBadRequest, c.ReplayError, "refresh token already used")
 		return
 	case c.NeverRotate:
-		idp.issue(w, t.scopes, "", t.family, "-")
+		idp.issue(w, r, t.scopes, "", t.family, "-")
 		return
 	case c.SameRefreshToken:
-		idp.issue(w, t.scopes, "", t.family, rt)
+		idp.issue(w, r, t.scopes, "", t.family, rt)
 		return
 	}
 	t.spent, t.spentAt = true, time.Now()
-	t.successor = idp.issue(w, t.scopes, "", t.family, "")
+	t.successor = idp.issue(w, r, t.scopes, "", t.family, "")
 }
 
-func (idp *IdP) deviceGrant(w http.ResponseWriter, code string) {
+func (idp *IdP) deviceGrant(w http.ResponseWriter, r *http.Request, code string) {
 	c := idp.cfg
 	idp.stats.DevicePolls++
 	d, ok := idp.devices[code]
 	if !ok || d.done {
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown device code")
+		idp.oauthError(w, r, http.StatusBadRequest, "invalid_grant", "unknown device code")
 		return
 	}
 	d.polls++
 	pending := c.DevicePending
-	if c.DeviceSlowDown {
+	if c.GitHub && c.DeviceSlowDown && d.polls == pending+1 {
+		// GitHub says slow_down with the new interval in the answer.
+		idp.reply(w, r, http.StatusOK, map[string]any{"error": "slow_down", "error_description": "Too many requests",
+			"interval": int(c.DeviceInterval/time.Second) + 5})
+		return
+	}
+	if c.GitHub && c.DeviceSlowDown {
+		pending++
+	} else if c.DeviceSlowDown {
 		if d.polls == 1 {
-			oauthError(w, http.StatusBadRequest, "slow_down", "")
+			idp.oauthError(w, r, http.StatusBadRequest, "slow_down", "")
 			return
 		}
 		pending++
 	}
 	switch {
 	case d.polls <= pending:
-		oauthError(w, http.StatusBadRequest, "authorization_pending", "")
+		idp.oauthError(w, r, http.StatusBadRequest, "authorization_pending", "")
 	case c.DeviceResult != DeviceApprove:
 		d.done = true
-		oauthError(w, http.StatusBadRequest, c.DeviceResult, "the user said no, or waited too long")
+		idp.oauthError(w, r, http.StatusBadRequest, c.DeviceResult, "the user said no, or waited too long")
 	default:
 		d.done = true
-		idp.issue(w, d.scopes, "", 0, "")
+		idp.issue(w, r, d.scopes, "", 0, "")
 	}
 }
 
 // issue answers with a new token set and returns its refresh token.
 // family 0 starts a new one; rt "" mints a refresh token, "-" sends none,
 // anything else is sent as is.
-func (idp *IdP) issue(w http.ResponseWriter, scopes []string, nonce string, family int, rt string) string {
+func (idp *IdP) issue(w http.ResponseWriter, r *http.Request, scopes []string, nonce string, family int, rt string) string {
 	c := idp.cfg
 	refreshing := family != 0
 	now := time.Now()
@@ -225,7 +234,7 @@ func (idp *IdP) issue(w http.ResponseWriter, scopes []string, nonce string, fami
 		}
 		resp["id_token"] = idp.sign(claims)
 	}
-	writeJSON(w, http.StatusOK, resp)
+	idp.reply(w, r, http.StatusOK, resp)
 	return rt
 }
 
@@ -252,14 +261,14 @@ func (idp *IdP) sign(claims map[string]any) string {
 
 func (idp *IdP) device(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "bad form")
+		idp.oauthError(w, r, http.StatusBadRequest, "invalid_request", "bad form")
 		return
 	}
 	idp.mu.Lock()
 	defer idp.mu.Unlock()
 	c := idp.cfg
-	if r.PostForm.Get("client_id") != c.ClientID {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client")
+	idp.stats.LastDeviceForm = r.PostForm
+	if !idp.clientAuthenticated(w, r) {
 		return
 	}
 	code := "dc-" + random()
@@ -278,18 +287,21 @@ func (idp *IdP) device(w http.ResponseWriter, r *http.Request) {
 		resp["qr_code"] = map[string]any{"format": "png", "nested": []int{1, 2}}
 		resp["verification_url"] = idp.URL + "/activate"
 	}
-	writeJSON(w, http.StatusOK, resp)
+	if c.GitHub {
+		delete(resp, "verification_uri_complete")
+		resp["verification_uri"] = idp.URL + "/login/device"
+	}
+	idp.reply(w, r, http.StatusOK, resp)
 }
 
 func (idp *IdP) revoke(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "bad form")
+		idp.oauthError(w, r, http.StatusBadRequest, "invalid_request", "bad form")
 		return
 	}
 	idp.mu.Lock()
 	defer idp.mu.Unlock()
-	if r.PostForm.Get("client_id") != idp.cfg.ClientID {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client")
+	if !idp.clientAuthenticated(w, r) {
 		return
 	}
 	tok := r.PostForm.Get("token")
@@ -310,6 +322,10 @@ func (idp *IdP) userinfo(w http.ResponseWriter, r *http.Request) {
 	if _, known := idp.access[tok]; !ok || !known {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if c.GitHub {
+		writeJSON(w, http.StatusOK, map[string]any{"login": c.PreferredUsername, "id": 583231, "email": c.Email, "name": c.Name})
 		return
 	}
 	resp := map[string]any{"sub": c.Subject}

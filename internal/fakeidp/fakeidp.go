@@ -104,6 +104,26 @@ type Config struct {
 	// DeviceExtraFields adds fields RFC 8628 does not define to the device
 	// authorization response.
 	DeviceExtraFields bool
+	// ClientSecret makes the client confidential: the token, device and
+	// revocation endpoints then demand it, by ClientAuth ("basic", "post",
+	// or "" for either). Without it, any Authorization header is refused.
+	ClientSecret, ClientAuth string
+	// AuthMethods is advertised as token_endpoint_auth_methods_supported;
+	// nil means ["none"] (see OmitNoneAuthMethod).
+	AuthMethods []string
+	// RedirectURIs, when set, are the only redirect_uri values the
+	// authorization endpoint accepts, exactly; another gets its own error
+	// page (no redirect back), as real providers do.
+	RedirectURIs []string
+	// TLS serves https with httptest's throwaway CA (see CACertPEM).
+	TLS bool
+	// GitHub speaks GitHub's OAuth 2.0 dialect: no discovery, endpoints at
+	// /login/oauth/authorize, /login/oauth/access_token,
+	// /login/device/code and /user; answers form-encoded unless the
+	// request accepts application/json; token errors with status 200;
+	// slow_down after DevicePending authorization_pending answers; no ID
+	// token, refresh token or expires_in; /user without sub.
+	GitHub bool
 }
 
 // IdP is a running fake provider.
@@ -135,9 +155,16 @@ type Stats struct {
 	DevicePolls     int
 	Revocations     []string // tokens revoked, in order
 	UserinfoCalls   int
+	Discoveries     int // discovery documents served
 	AuthHeaderCalls int // token requests that sent an Authorization header
 	LastState       string
 	LastRedirectURI string
+	// LastAuthorizeQuery, LastTokenForm and LastDeviceForm are the last
+	// authorization request's parameters and token and device requests'
+	// forms; LastClientAuth how the client last authenticated ("basic",
+	// "post" or "none").
+	LastAuthorizeQuery, LastTokenForm, LastDeviceForm map[string][]string
+	LastClientAuth                                    string
 }
 
 type authCode struct {
@@ -183,7 +210,14 @@ func New(t testing.TB, configure ...func(*Config)) *IdP {
 	for _, f := range configure {
 		f(&idp.cfg)
 	}
+	if idp.cfg.GitHub {
+		idp.cfg.NoRefreshToken, idp.cfg.OmitExpiresIn, idp.cfg.OpaqueAccessTokens, idp.cfg.OmitIDToken = true, true, true, true
+	}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /login/oauth/authorize", idp.authorize)
+	mux.HandleFunc("POST /login/oauth/access_token", idp.token)
+	mux.HandleFunc("POST /login/device/code", idp.device)
+	mux.HandleFunc("GET /user", idp.userinfo)
 	mux.HandleFunc("GET /.well-known/openid-configuration", idp.discovery)
 	mux.HandleFunc("GET /jwks", idp.jwks)
 	mux.HandleFunc("GET /authorize", idp.authorize)
@@ -191,7 +225,12 @@ func New(t testing.TB, configure ...func(*Config)) *IdP {
 	mux.HandleFunc("POST /device", idp.device)
 	mux.HandleFunc("POST /revoke", idp.revoke)
 	mux.HandleFunc("GET /userinfo", idp.userinfo)
-	idp.Server = httptest.NewServer(mux) // httptest listens on 127.0.0.1
+	idp.Server = httptest.NewUnstartedServer(mux) // httptest listens on 127.0.0.1
+	if idp.cfg.TLS {
+		idp.Server.StartTLS()
+	} else {
+		idp.Server.Start()
+	}
 	idp.URL = idp.Server.URL
 	t.Cleanup(idp.Server.Close)
 	return idp
@@ -221,16 +260,24 @@ func (idp *IdP) RefreshTokenValid(rt string) bool {
 	return ok && !r.revoked && !r.spent
 }
 
-func (idp *IdP) discovery(w http.ResponseWriter, _ *http.Request) {
+func (idp *IdP) discovery(w http.ResponseWriter, r *http.Request) {
 	idp.mu.Lock()
 	c := idp.cfg
+	idp.stats.Discoveries++
 	idp.mu.Unlock()
 	scopes := c.ScopesSupported
 	if scopes == nil {
 		scopes = []string{"openid", "profile", "email", "offline_access"}
 	}
+	if c.GitHub {
+		http.NotFound(w, r)
+		return
+	}
 	methods := []string{"none"}
-	if c.OmitNoneAuthMethod {
+	switch {
+	case c.AuthMethods != nil:
+		methods = c.AuthMethods
+	case c.OmitNoneAuthMethod:
 		methods = []string{"client_secret_basic", "client_secret_post"}
 	}
 	d := map[string]any{
@@ -275,8 +322,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func oauthError(w http.ResponseWriter, status int, code, desc string) {
-	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+func (idp *IdP) oauthError(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
+	if idp.cfg.GitHub {
+		status = http.StatusOK // GitHub's token endpoint says no with 200
+	}
+	idp.reply(w, r, status, map[string]any{"error": code, "error_description": desc})
 }
 
 func random() string {
