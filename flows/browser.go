@@ -12,24 +12,41 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode"
 
 	"github.com/cli/browser"
 	"golang.org/x/oauth2"
+
+	"github.com/latch-dev/latch/client"
 )
 
 // DefaultBrowserTimeout bounds the wait for the browser's answer.
 const DefaultBrowserTimeout = 5 * time.Minute
 
+// DefaultSlowCallback is how long FinishBrowserLogin waits for the
+// callback before saying what may be wrong (SlowCallbackHint).
+const DefaultSlowCallback = 30 * time.Second
+
+// SlowCallbackHint is told to Env.Progress once when no callback has come
+// after BrowserLogin.SlowAfter: a provider that refuses the request (an
+// unknown client, a redirect not registered) shows its own error page and
+// never redirects back, so the user would otherwise wait blind.
+const SlowCallbackHint = "Still waiting for the browser. If it shows an error page of the provider, the login cannot " +
+	"finish: usual causes are an unknown client id or a redirect URI not registered there — check --client-id and " +
+	"--redirect-url. The URL above still works."
+
 // BrowserLogin is an authorization code login with PKCE through the user's
 // browser and a loopback redirect (RFC 8252). StartBrowserLogin makes one;
 // the caller shows or opens URL (OpenBrowser), then FinishBrowserLogin waits
-// for the provider's redirect to http://127.0.0.1:PORT/callback and
-// completes the login. Close abandons it; FinishBrowserLogin closes it too.
+// for the provider's redirect to http://127.0.0.1:PORT/callback (or the
+// request's RedirectURL) and completes the login. Close abandons it;
+// FinishBrowserLogin closes it too.
 type BrowserLogin struct {
 	// URL is the authorization URL to open in a browser, print, or show as
 	// a QR code. It holds no secret.
@@ -38,16 +55,20 @@ type BrowserLogin struct {
 	RedirectURI string
 	// Timeout bounds FinishBrowserLogin's wait for the callback;
 	// StartBrowserLogin sets DefaultBrowserTimeout. Change it before Finish.
-	Timeout time.Duration
+	// SlowAfter is when the wait is said to be long (SlowCallbackHint);
+	// StartBrowserLogin sets DefaultSlowCallback.
+	Timeout, SlowAfter time.Duration
 
 	o                      *oauthLogin
 	state, nonce, verifier string
+	path                   string // the callback's path
 	srv                    *http.Server
 	taken                  atomic.Bool
 	callback               chan callbackResult // the one accepted callback
 	outcome                chan error          // the login's end, for the page
 	closed                 chan struct{}
 	closeOnce              sync.Once
+	e                      *Env
 }
 
 type callbackResult struct {
@@ -55,49 +76,105 @@ type callbackResult struct {
 	err  error
 }
 
-// StartBrowserLogin binds the loopback callback on 127.0.0.1 (never
-// "localhost": some providers refuse it), discovers the provider and builds
-// the authorization URL with a fresh state, nonce and PKCE S256 challenge.
+// StartBrowserLogin binds the loopback callback — on 127.0.0.1 and a random
+// port (never "localhost": some providers refuse it), or where the
+// request's RedirectURL says — sets up the provider and builds the
+// authorization URL with a fresh state, nonce and PKCE S256 challenge.
 // Nothing is saved until FinishBrowserLogin.
 func (e *Env) StartBrowserLogin(ctx context.Context, req OAuthRequest) (*BrowserLogin, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	lns, redirect, path, err := listenCallback(req.RedirectURL)
 	if err != nil {
-		return nil, fmt.Errorf("open the loopback port for the browser's answer: %w", err)
+		return nil, err
+	}
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
 	}
 	o, err := e.prepareOAuth(ctx, req)
 	if err != nil {
-		ln.Close()
+		closeAll()
 		return nil, err
 	}
 	if o.provider.Metadata.AuthorizationEndpoint == "" {
-		ln.Close()
-		return nil, fmt.Errorf("the provider at %s has no authorization endpoint; log in with the device flow instead", o.issuer)
+		closeAll()
+		return nil, fmt.Errorf("the provider at %s has no authorization endpoint; log in with the device flow instead (or give --auth-url)", o.issuer)
 	}
 	b := &BrowserLogin{
-		RedirectURI: fmt.Sprintf("http://127.0.0.1:%d/callback", ln.Addr().(*net.TCPAddr).Port),
+		RedirectURI: redirect,
 		Timeout:     DefaultBrowserTimeout,
+		SlowAfter:   DefaultSlowCallback,
 		o:           o,
 		state:       randomString(32),
 		nonce:       randomString(32),
 		verifier:    oauth2.GenerateVerifier(),
+		path:        path,
 		callback:    make(chan callbackResult, 1),
 		outcome:     make(chan error, 1),
 		closed:      make(chan struct{}),
+		e:           e,
 	}
-	cfg := o.provider.OAuth2Config(b.RedirectURI, o.scopes)
-	b.URL = cfg.AuthCodeURL(b.state, oauth2.S256ChallengeOption(b.verifier), oauth2.SetAuthURLParam("nonce", b.nonce))
-	mux := http.NewServeMux()
-	mux.HandleFunc("/callback", b.serveCallback)
-	b.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = b.srv.Serve(ln) }()
+	sentNonce := "" // only an ID token carries a nonce back
+	if o.wantsIDToken() {
+		sentNonce = b.nonce
+	}
+	methods := o.provider.Metadata.CodeChallengeMethods
+	e.check("PKCE", len(methods) == 0 || slices.Contains(methods, "S256"),
+		"S256 challenge sent; the provider lists "+fmt.Sprint(methods))
+	b.URL = o.provider.AuthCodeURL(b.RedirectURI, o.scopes, b.state, sentNonce, b.verifier)
+	client.TraceAuthorizeURL(e.Trace, b.URL) // redacted there: no state, nonce or challenge in a trace
+	b.srv = &http.Server{Handler: http.HandlerFunc(b.serveCallback), ReadHeaderTimeout: 10 * time.Second}
+	for _, ln := range lns {
+		go func() { _ = b.srv.Serve(ln) }()
+	}
 	return b, nil
+}
+
+// listenCallback binds the loopback callback: 127.0.0.1 on a random port
+// with path /callback, or the exact port of redirectURL (localhost on
+// 127.0.0.1 and, when there is one, ::1). It returns the listeners, the
+// redirect URI to send (redirectURL as given) and the callback's path.
+func listenCallback(redirectURL string) ([]net.Listener, string, string, error) {
+	if redirectURL == "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, "", "", fmt.Errorf("open the loopback port for the browser's answer: %w", err)
+		}
+		return []net.Listener{ln}, fmt.Sprintf("http://127.0.0.1:%d/callback", ln.Addr().(*net.TCPAddr).Port), "/callback", nil
+	}
+	u, err := ParseRedirectURL(redirectURL)
+	if err != nil {
+		return nil, "", "", err
+	}
+	required, optional := listenAddrs(u)
+	ln, err := net.Listen("tcp", required)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, "", "", fmt.Errorf("port %s of --redirect-url is in use by another program: stop that program (or wait for an "+
+			"earlier login to end), or register another port at the provider and pass it with --redirect-url", u.Port())
+	}
+	if err != nil {
+		return nil, "", "", fmt.Errorf("listen on %s for --redirect-url: %w", required, err)
+	}
+	lns := []net.Listener{ln}
+	for _, addr := range optional {
+		// A machine without IPv6 loopback still has 127.0.0.1.
+		if ln6, err := net.Listen("tcp", addr); err == nil {
+			lns = append(lns, ln6)
+		}
+	}
+	path := u.Path
+	if path == "" {
+		path = "/"
+	}
+	return lns, redirectURL, path, nil
 }
 
 // FinishBrowserLogin waits for the browser's answer — at most b.Timeout,
 // and no longer than ctx — then exchanges the code (with the PKCE verifier),
 // verifies the ID token (signature, issuer, audience, expiry, nonce), and
 // saves the tokens and the profile, making it current. The browser's page
-// says how it ended. It always closes b.
+// says how it ended. It always closes b. After b.SlowAfter without an
+// answer it tells Env.Progress SlowCallbackHint, once, and waits on.
 //
 // Errors: ErrBrowserTimeout when no answer came, ErrAccessDenied when the
 // user said no, ctx's error when ctx ended, and otherwise one saying what
@@ -111,15 +188,30 @@ func (e *Env) FinishBrowserLogin(ctx context.Context, b *BrowserLogin) (*LoginRe
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
+	var slow <-chan time.Time
+	if b.SlowAfter > 0 && b.SlowAfter < timeout {
+		st := time.NewTimer(b.SlowAfter)
+		defer st.Stop()
+		slow = st.C
+	}
 	var cb callbackResult
-	select {
-	case cb = <-b.callback:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("browser login: %w", ctx.Err())
-	case <-timer.C:
-		return nil, fmt.Errorf("%w within %s: the login was not completed in the browser; start it again", ErrBrowserTimeout, timeout)
-	case <-b.closed:
-		return nil, errors.New("browser login: closed before the browser answered")
+wait:
+	for {
+		select {
+		case cb = <-b.callback:
+			break wait
+		case <-slow: // a timer's channel delivers once
+			e.note("callback: none yet after " + b.SlowAfter.String())
+			if e.Progress != nil {
+				e.Progress(SlowCallbackHint)
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("browser login: %w", ctx.Err())
+		case <-timer.C:
+			return nil, fmt.Errorf("%w within %s: the login was not completed in the browser; start it again", ErrBrowserTimeout, timeout)
+		case <-b.closed:
+			return nil, errors.New("browser login: closed before the browser answered")
+		}
 	}
 	res, err := func() (*LoginResult, error) {
 		if cb.err != nil {
@@ -152,6 +244,10 @@ func (b *BrowserLogin) Close() {
 // serveCallback takes the first request to /callback as the answer and
 // refuses every later one; the page it shows waits for the login's end.
 func (b *BrowserLogin) serveCallback(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != b.path {
+		http.NotFound(w, r)
+		return
+	}
 	if r.Method != http.MethodGet {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
@@ -183,17 +279,28 @@ func (b *BrowserLogin) serveCallback(w http.ResponseWriter, r *http.Request) {
 // check validates the redirect's parameters in RFC 9207's order: state,
 // then iss, then the answer itself.
 func (b *BrowserLogin) check(q url.Values) callbackResult {
+	e := b.e
+	e.note("callback: the browser came back to " + b.RedirectURI)
 	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(b.state)) != 1 {
+		e.check("state", false, "the answer's state is not the one this login sent")
 		return callbackResult{err: errors.New("the browser's answer does not belong to this login (state mismatch); " +
 			"start the login again, and use only the newest browser tab")}
 	}
+	e.check("state", true, "the answer's state is the one this login sent")
 	iss, hasIss := q["iss"]
+	want := b.o.provider.Issuer()
 	switch {
-	case hasIss && (len(iss) != 1 || iss[0] != b.o.provider.Issuer()):
+	case hasIss && (len(iss) != 1 || iss[0] != want):
+		e.check("iss (RFC 9207)", false, "the answer names another issuer than "+want)
 		return callbackResult{err: fmt.Errorf("the browser's answer names another issuer than %s (a mix-up of providers?); start the login again",
-			b.o.provider.Issuer())}
+			want)}
 	case !hasIss && b.o.provider.Metadata.IssParameterSupported:
+		e.check("iss (RFC 9207)", false, "missing, although the provider promises to send it")
 		return callbackResult{err: errors.New("the browser's answer lacks the issuer (iss) the provider promises to send; start the login again")}
+	case hasIss:
+		e.check("iss (RFC 9207)", true, want)
+	default:
+		e.check("iss (RFC 9207)", true, "not sent; the provider does not promise it")
 	}
 	if code := q.Get("error"); code != "" {
 		desc := printable(q.Get("error_description"))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -50,11 +51,11 @@ func TestBrowserLogin(t *testing.T) {
 		t.Fatalf("page %d: %s", p.Status, p.Body)
 	}
 	want := vault.Profile{Name: "default", Kind: vault.KindOIDC, Issuer: o.idp.URL, ClientID: "latch-cli", Username: "ada"}
-	if res.Profile != want {
+	if !reflect.DeepEqual(res.Profile, want) {
 		t.Fatalf("profile = %+v, want %+v", res.Profile, want)
 	}
 	cfg, _ := o.Config()
-	if got, err := cfg.Get("default"); err != nil || got != want || cfg.Current != "default" {
+	if got, err := cfg.Get("default"); err != nil || !reflect.DeepEqual(got, want) || cfg.Current != "default" {
 		t.Fatalf("saved profile %+v (%v), current %q", got, err, cfg.Current)
 	}
 	st := o.stored("default")

@@ -37,7 +37,8 @@ type DeviceLogin struct {
 	da *oauth2.DeviceAuthResponse
 }
 
-// StartDeviceLogin discovers the provider and asks it for a device code.
+// StartDeviceLogin sets up the provider (discovered, or from the request's
+// endpoints) and asks it for a device code.
 // Nothing is saved until FinishDeviceLogin. A provider without a device
 // authorization endpoint gives an error matching client.ErrNotSupported.
 func (e *Env) StartDeviceLogin(ctx context.Context, req OAuthRequest) (*DeviceLogin, error) {
@@ -47,6 +48,10 @@ func (e *Env) StartDeviceLogin(ctx context.Context, req OAuthRequest) (*DeviceLo
 	}
 	da, err := o.provider.DeviceAuth(ctx, o.scopes)
 	if errors.Is(err, client.ErrNotSupported) {
+		if o.provider.Manual() {
+			return nil, fmt.Errorf("no device authorization endpoint was given for %s: pass --device-url, or log in with the browser (--auth-url): %w",
+				o.issuer, err)
+		}
 		return nil, fmt.Errorf("the provider at %s does not offer the device flow; log in with the browser instead: %w", o.issuer, err)
 	}
 	if err != nil {

@@ -44,10 +44,11 @@ type Env struct {
 	// Client returns an API client for a server URL; nil means client.New
 	// with default options.
 	Client func(server string) (*client.Client, error)
-	// Discover finds an OpenID provider and latch's client there; nil means
-	// client.Discover with default options. Set it with the same Options
-	// (--insecure, timeout) as Client.
-	Discover func(ctx context.Context, issuer, clientID string) (*client.Provider, error)
+	// Discover sets up an OpenID provider and latch's client there (by
+	// discovery, or from the endpoints cfg gives); nil means
+	// client.NewProvider with default options. Set it with the same Options
+	// (--insecure, timeout) as Client, and cfg.CAFile as Options.CAFile.
+	Discover func(ctx context.Context, cfg client.ProviderConfig) (*client.Provider, error)
 	// Trace, when set, is told of each step of a flow and each check it
 	// makes (state, iss, nonce, PKCE…), redacted; the HTTP exchanges reach
 	// it through client.Options.Trace, set by whoever builds Client and
@@ -179,7 +180,7 @@ func pickProfile(cfg *vault.Config, name string) (vault.Profile, error) {
 	case len(cfg.Profiles) == 1:
 		return cfg.Profiles[0], nil
 	case len(cfg.Profiles) == 0:
-		return vault.Profile{}, fmt.Errorf("%w: you are not logged in anywhere; run latch login --server URL: %w",
+		return vault.Profile{}, fmt.Errorf("%w: you are not logged in anywhere; run latch login --server URL, or latch login --issuer URL --client-id ID for an OpenID provider: %w",
 			ErrNoProfile, ErrLoginRequired)
 	default:
 		return vault.Profile{}, fmt.Errorf("%w: %d profiles and none is current; pick one with --profile NAME or latch profile use NAME: %w",

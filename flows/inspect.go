@@ -5,7 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/latch-dev/latch/vault"
 )
@@ -16,6 +19,9 @@ type TokenView struct {
 	Header    map[string]any
 	Claims    map[string]any
 	Signature string // base64url, as sent; shown only on request
+	// RawHeader and RawClaims are the JSON as sent, for output that keeps
+	// the token's own numbers and order (latch jwt decode --json).
+	RawHeader, RawClaims json.RawMessage
 	// Opaque: the access token is not a JWT (many OpenID providers issue
 	// opaque ones); Header, Claims and Signature are then empty.
 	Opaque bool
@@ -53,25 +59,87 @@ func (e *Env) Inspect(ctx context.Context, profile string) (*TokenView, error) {
 	return v, nil
 }
 
-// DecodeJWT splits a compact JWS into its header and claims without
-// verifying it. Errors never quote the token.
+// DecodeJWT takes a compact JWS apart without verifying it: go-jose parses
+// it, and the header and claims are decoded for display. Errors say what is
+// wrong with the token and never quote it.
 func DecodeJWT(tok string) (*TokenView, error) { return decodeJWT(tok, "access token") }
+
+// DecodeAnyJWT is DecodeJWT for a token of unknown origin (latch jwt decode).
+func DecodeAnyJWT(tok string) (*TokenView, error) { return decodeJWT(tok, "token") }
+
+// signatureAlgorithms are every JWS algorithm go-jose knows: decoding shows
+// whatever a token says, and verification is what judges the algorithm.
+var signatureAlgorithms = []jose.SignatureAlgorithm{
+	jose.EdDSA, jose.HS256, jose.HS384, jose.HS512, jose.RS256, jose.RS384, jose.RS512,
+	jose.ES256, jose.ES384, jose.ES512, jose.PS256, jose.PS384, jose.PS512,
+}
 
 func decodeJWT(tok, what string) (*TokenView, error) {
 	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return nil, fmt.Errorf("the %s is not a JWT (%d parts, want 3)", what, len(parts))
+	switch len(parts) {
+	case 3:
+	case 5:
+		return nil, fmt.Errorf("the %s is encrypted (a JWE: 5 parts): only the key of its recipient can open it, and latch decodes signed JWTs (3 parts)", what)
+	default:
+		return nil, fmt.Errorf("the %s is not a JWT: %d parts, want 3 (header.claims.signature)", what, len(parts))
 	}
 	var v TokenView
-	for i, dst := range []*map[string]any{&v.Header, &v.Claims} {
-		raw, err := base64.RawURLEncoding.DecodeString(parts[i])
-		if err != nil {
-			return nil, fmt.Errorf("the %s's %s is not base64url", what, [...]string{"header", "claims"}[i])
-		}
-		if err := json.Unmarshal(raw, dst); err != nil {
-			return nil, fmt.Errorf("the %s's %s is not a JSON object", what, [...]string{"header", "claims"}[i])
-		}
+	// The header is decoded here for display (go-jose keeps only the
+	// fields it knows); its errors name the part that is wrong.
+	raw, err := decodePart(parts[0], what, "header")
+	if err != nil {
+		return nil, err
 	}
+	v.Header, v.RawHeader = raw.obj, raw.text
+	alg, _ := v.Header["alg"].(string)
+	if slices.Contains(signatureAlgorithms, jose.SignatureAlgorithm(alg)) {
+		jws, perr := jose.ParseSignedCompact(tok, signatureAlgorithms)
+		if perr != nil {
+			return nil, fmt.Errorf("the %s is not a well-formed JWS: %s", what, quoteless(perr.Error(), parts))
+		}
+		raw, err = jsonObject(jws.UnsafePayloadWithoutVerification(), what, "claims")
+	} else {
+		// alg "none", or one go-jose does not know: nothing can verify
+		// it, but the claims are still worth seeing.
+		raw, err = decodePart(parts[1], what, "claims")
+	}
+	if err != nil {
+		return nil, err
+	}
+	v.Claims, v.RawClaims = raw.obj, raw.text
 	v.Signature = parts[2]
 	return &v, nil
+}
+
+// jsonPart is a decoded header or claims: the object, and its JSON as sent
+// (for output that keeps the token's numbers and order).
+type jsonPart struct {
+	obj  map[string]any
+	text json.RawMessage
+}
+
+func decodePart(b64, what, part string) (jsonPart, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(b64)
+	if err != nil {
+		return jsonPart{}, fmt.Errorf("the %s has bad base64 in its %s (want base64url without padding)", what, part)
+	}
+	return jsonObject(raw, what, part)
+}
+
+func jsonObject(raw []byte, what, part string) (jsonPart, error) {
+	var obj map[string]any
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return jsonPart{}, fmt.Errorf("the %s's %s is not a JSON object", what, part)
+	}
+	return jsonPart{obj: obj, text: json.RawMessage(raw)}, nil
+}
+
+// quoteless is msg, or a generic word when msg quotes a part of the token.
+func quoteless(msg string, parts []string) string {
+	for _, p := range parts {
+		if len(p) >= 8 && strings.Contains(msg, p) {
+			return "go-jose refused it"
+		}
+	}
+	return msg
 }

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/latch-dev/latch/client"
 	"github.com/latch-dev/latch/vault"
@@ -92,12 +93,28 @@ type oauthLogin struct {
 
 func (o *oauthLogin) wantsIDToken() bool { return slices.Contains(o.scopes, "openid") }
 
-// prepareOAuth checks req and discovers its provider.
+// note tells e's tracer of a step of the flow (nil e: none).
+func (e *Env) note(msg string) {
+	if e != nil && e.Trace != nil {
+		e.Trace(client.Event{Time: time.Now(), Note: msg})
+	}
+}
+
+// check tells e's tracer of a check the flow made and its outcome.
+func (e *Env) check(name string, ok bool, detail string) {
+	if e != nil && e.Trace != nil {
+		e.Trace(client.Event{Time: time.Now(), Check: &client.Check{Name: name, OK: ok, Detail: detail}})
+	}
+}
+
+// prepareOAuth checks req and sets up its provider (discovered, or from the
+// endpoints it gives).
 func (e *Env) prepareOAuth(ctx context.Context, req OAuthRequest) (*oauthLogin, error) {
 	o := &oauthLogin{req: req}
+	manual := req.Endpoints.TokenURL != ""
 	switch {
-	case req.Server != "" && req.Issuer != "":
-		return nil, errors.New("give either a latch server (--server) or an issuer (--issuer), not both")
+	case req.Server != "" && (req.Issuer != "" || manual):
+		return nil, errors.New("give either a latch server (--server) or a provider (--issuer, --token-url), not both")
 	case req.Server != "":
 		c, err := e.client(req.Server) // the URL rules and --insecure of the account API
 		if err != nil {
@@ -108,7 +125,7 @@ func (e *Env) prepareOAuth(ctx context.Context, req OAuthRequest) (*oauthLogin, 
 		if req.ClientID == "" {
 			req.ClientID = DefaultClientID
 		}
-	case req.Issuer != "":
+	case req.Issuer != "" || manual:
 		if req.ClientID == "" {
 			return nil, errors.New("a login to an OpenID provider needs the client id latch is registered with there (--client-id)")
 		}
@@ -116,10 +133,17 @@ func (e *Env) prepareOAuth(ctx context.Context, req OAuthRequest) (*oauthLogin, 
 	default:
 		return nil, errors.New("an OAuth login needs a latch server (--server URL) or an OpenID provider (--issuer URL --client-id ID)")
 	}
+	if err := CheckAuthParams(req.AuthParams); err != nil {
+		return nil, err
+	}
+	if req.RedirectURL != "" {
+		if _, err := ParseRedirectURL(req.RedirectURL); err != nil {
+			return nil, err
+		}
+	}
 	if err := e.vaultReady(ctx); err != nil {
 		return nil, err
 	}
-	o.req = req
 	if req.Profile != "" {
 		if err := vault.ValidateName(req.Profile); err != nil {
 			return nil, err
@@ -128,18 +152,34 @@ func (e *Env) prepareOAuth(ctx context.Context, req OAuthRequest) (*oauthLogin, 
 			return nil, err
 		}
 	}
-	p, err := e.discover(ctx, o.issuer, req.ClientID)
+	req, err := e.withRememberedSecret(ctx, req, o.issuer)
 	if err != nil {
-		return nil, fmt.Errorf("find the OpenID provider at %s: %w", o.issuer, err)
+		return nil, err
+	}
+	o.req = req
+	p, err := e.discover(ctx, req.providerConfig(o.issuer))
+	if err != nil {
+		where := o.issuer
+		if where == "" {
+			where = req.Endpoints.TokenURL
+		}
+		return nil, fmt.Errorf("find the OpenID provider at %s: %w", where, err)
 	}
 	o.provider = p
+	o.issuer = p.Issuer()
 	o.scopes = req.Scopes
-	if len(o.scopes) == 0 {
+	if len(o.scopes) == 0 && !(p.Manual() && !p.CanVerifyIDTokens()) {
+		// A plain OAuth 2.0 provider (endpoints by hand, no keys) gets no
+		// OpenID scopes it would not understand: its own default applies.
 		for _, s := range DefaultScopes {
 			if p.SupportsScope(s) {
 				o.scopes = append(o.scopes, s)
 			}
 		}
+	}
+	if o.wantsIDToken() && !p.CanVerifyIDTokens() {
+		return nil, errors.New("the openid scope asks for an ID token, but without discovery latch cannot verify one: " +
+			"pass --jwks-url too, or leave openid out of --scopes")
 	}
 	return o, nil
 }
@@ -162,11 +202,11 @@ func (e *Env) checkReplace(ctx context.Context, name string) error {
 		name, name)
 }
 
-func (e *Env) discover(ctx context.Context, issuer, clientID string) (*client.Provider, error) {
+func (e *Env) discover(ctx context.Context, cfg client.ProviderConfig) (*client.Provider, error) {
 	if e.Discover != nil {
-		return e.Discover(ctx, issuer, clientID)
+		return e.Discover(ctx, cfg)
 	}
-	return client.Discover(ctx, issuer, clientID, client.Options{})
+	return client.NewProvider(ctx, cfg, client.Options{Trace: e.Trace})
 }
 
 // finishOAuth verifies what the token endpoint sent, then saves the tokens
@@ -191,8 +231,13 @@ func (e *Env) finishOAuth(ctx context.Context, o *oauthLogin, t *client.Tokens, 
 				username = ui.Username()
 			}
 		}
-	} else if ui, err := o.provider.UserInfo(ctx, t.AccessToken); err == nil {
-		username = ui.Username()
+	} else {
+		// Not asked for, it cannot be trusted either: a provider without
+		// keys sends none that latch could check.
+		t.IDToken = ""
+		if ui, err := o.provider.UserInfo(ctx, t.AccessToken); err == nil {
+			username = ui.Username()
+		}
 	}
 
 	cfg, err := e.Config()
@@ -201,10 +246,15 @@ func (e *Env) finishOAuth(ctx context.Context, o *oauthLogin, t *client.Tokens, 
 	}
 	p := vault.Profile{Name: o.req.Profile, Kind: vault.KindOIDC, Server: o.server, Issuer: o.provider.Issuer(),
 		ClientID: o.provider.ClientID, Username: username}
+	o.req.remember(&p, o.provider)
 	if p.Name == "" {
 		p.Name = e.oidcProfileName(ctx, cfg, p)
 	}
 	previous := e.previousSession(ctx, p.Name)
+	// The secret first: tokens the profile could not refresh are no use.
+	if err := e.saveClientSecret(ctx, p.Name, o.req.ClientSecret); err != nil {
+		return nil, err
+	}
 	if err := e.Tokens().Save(ctx, p.Name, t); err != nil {
 		return nil, err
 	}
@@ -305,7 +355,7 @@ func defaultOAuthMethod(goos string, getenv func(string) string) string {
 // needs no --server or --issuer. A request that names a provider, or whose
 // profile is not an OpenID one, is returned as it is.
 func (e *Env) OAuthDefaults(req OAuthRequest) OAuthRequest {
-	if req.Server != "" || req.Issuer != "" {
+	if req.Server != "" || req.Issuer != "" || req.Endpoints.TokenURL != "" {
 		return req
 	}
 	p, err := e.Profile(req.Profile)
@@ -316,6 +366,25 @@ func (e *Env) OAuthDefaults(req OAuthRequest) OAuthRequest {
 	again.Scopes = req.Scopes
 	if again.ClientID == "" {
 		again.ClientID = req.ClientID
+	}
+	// What this login says anew replaces what the profile remembers.
+	again.ClientSecret = req.ClientSecret
+	for _, f := range []struct {
+		to   *string
+		from string
+	}{
+		{&again.AuthMethod, req.AuthMethod}, {&again.Audience, req.Audience}, {&again.RedirectURL, req.RedirectURL},
+		{&again.CAFile, req.CAFile},
+	} {
+		if f.from != "" {
+			*f.to = f.from
+		}
+	}
+	if len(req.Resource) > 0 {
+		again.Resource = req.Resource
+	}
+	if len(req.AuthParams) > 0 {
+		again.AuthParams = req.AuthParams
 	}
 	return again
 }
@@ -329,8 +398,10 @@ func OAuthRequestFor(p vault.Profile) OAuthRequest {
 		if p.ClientID != DefaultClientID {
 			req.ClientID = p.ClientID
 		}
+		requestSettings(p, &req)
 		return req
 	}
 	req.Issuer, req.ClientID = p.Issuer, p.ClientID
+	requestSettings(p, &req)
 	return req
 }

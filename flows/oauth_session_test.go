@@ -114,8 +114,9 @@ func TestOAuthRefreshRefused(t *testing.T) {
 			if now, _ := o.Secrets.Get(o.ctx, tokensKey("default")); !bytes.Equal(now, old) {
 				t.Fatal("the saved tokens changed after a refusal")
 			}
+			// Status tells the refusal (issue 13), the tokens still saved.
 			st, err := o.ProfileStatus(o.ctx, "")
-			if err != nil || st.State != StateLoggedIn {
+			if err != nil || st.State != StateRefused {
 				t.Fatalf("status %+v, %v", st, err)
 			}
 		})

@@ -48,8 +48,9 @@ func (e *Env) refresher(p vault.Profile) (Refresher, error) {
 	return e.client(p.Server)
 }
 
-// providerRefresher discovers an OpenID profile's provider only when a
-// refresh is due, so that handing out a valid token costs no request.
+// providerRefresher sets up an OpenID profile's provider, as the login
+// remembered it, only when a refresh is due, so that handing out a valid
+// token costs no request.
 type providerRefresher struct {
 	e    *Env
 	p    vault.Profile
@@ -63,7 +64,13 @@ func (r *providerRefresher) provider(ctx context.Context) (*client.Provider, err
 	if r.p.Issuer == "" || r.p.ClientID == "" {
 		return nil, fmt.Errorf("profile %q has no issuer or client id; log in again: %w", r.p.Name, ErrLoginRequired)
 	}
-	prov, err := r.e.discover(ctx, r.p.Issuer, r.p.ClientID)
+	// The login's settings (secret, auth method, endpoints, CA) rebuild
+	// the same client the login used.
+	cfg, err := r.e.providerConfigOf(ctx, r.p)
+	if err != nil {
+		return nil, err
+	}
+	prov, err := r.e.discover(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("find the OpenID provider of profile %q at %s: %w", r.p.Name, r.p.Issuer, err)
 	}
@@ -356,7 +363,14 @@ func (e *Env) RemoveProfile(ctx context.Context, name string, force bool) error 
 	case !force:
 		return fmt.Errorf("cannot tell whether profile %q is logged in (%w); pass --force to remove it anyway", name, err)
 	}
-	return vault.UpdateConfig(ctx, e.Home, func(c *vault.Config) error { return c.Remove(name) })
+	if err := vault.UpdateConfig(ctx, e.Home, func(c *vault.Config) error { return c.Remove(name) }); err != nil {
+		return err
+	}
+	// A confidential client's secret goes with its profile.
+	if err := e.Secrets.Delete(ctx, vault.ClientSecretKey(name)); err != nil {
+		return fmt.Errorf("removed profile %q, but not its client secret from the vault: %w", name, err)
+	}
+	return nil
 }
 
 // UseProfile makes name the current profile.

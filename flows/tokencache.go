@@ -13,21 +13,22 @@ import (
 // read from the vault), a miss or an unreadable entry falls through to the
 // vault, and a cache that fails is never a reason to fail a command.
 
-// cachedAccess returns profile's access token from the cache when it is
-// there and still good to hand out.
-func (m *TokenManager) cachedAccess(ctx context.Context, profile string) (string, bool) {
+// cachedAccess returns profile's access token and its times (never the
+// refresh token: the cache holds none) when it is there, still good to hand
+// out, and lasts minValid.
+func (m *TokenManager) cachedAccess(ctx context.Context, profile string, minValid time.Duration) (*storedTokens, bool) {
 	if m.Cache == nil {
-		return "", false
+		return nil, false
 	}
 	raw, err := m.Cache.Get(ctx, vault.CacheAccessToken(profile))
 	if err != nil {
-		return "", false
+		return nil, false
 	}
 	var st storedTokens
-	if json.Unmarshal(raw, &st) != nil || st.Access == "" || !st.usable(m.now()) {
-		return "", false
+	if json.Unmarshal(raw, &st) != nil || st.Access == "" || !st.usableFor(m.now(), minValid) {
+		return nil, false
 	}
-	return st.Access, true
+	return &st, true
 }
 
 // cacheAccess puts st's access token in the cache until it stops being

@@ -69,6 +69,9 @@ type TokenState struct {
 	// access token expires, or once three quarters of the refresh token's
 	// idle lifetime are spent, whichever comes first.
 	RotateAt time.Time
+	// RefusedAt is when the provider refused the session's refresh token;
+	// zero unless it did since the tokens were saved.
+	RefusedAt time.Time
 }
 
 // storedTokens is the secret saved per profile. It stays small, with short
@@ -191,6 +194,7 @@ func (m *TokenManager) Status(ctx context.Context, profile string) (TokenState, 
 	if st.RefreshExp != 0 {
 		ts.RefreshExpiresAt = time.Unix(st.RefreshExp, 0)
 	}
+	ts.RefusedAt = m.refusedAt(ctx, profile, st)
 	if due := st.rotateDueAt(); !due.IsZero() && due.Before(ts.RotateAt) {
 		ts.RotateAt = due
 	}
@@ -208,11 +212,21 @@ func (m *TokenManager) Status(ctx context.Context, profile string) (TokenState, 
 // refuses the refresh token the error matches ErrLoginRequired; the saved
 // tokens are never deleted here, whatever fails.
 func (m *TokenManager) AccessToken(ctx context.Context, profile string, r Refresher) (string, error) {
-	if err := m.check(profile); err != nil {
+	st, err := m.valid(ctx, profile, r, 0)
+	if err != nil {
 		return "", err
 	}
-	if tok, ok := m.cachedAccess(ctx, profile); ok {
-		return tok, nil
+	return st.Access, nil
+}
+
+// valid is the work of AccessToken and ValidToken: the cache when it holds a
+// token good for minValid, else the vault, else a rotation.
+func (m *TokenManager) valid(ctx context.Context, profile string, r Refresher, minValid time.Duration) (*storedTokens, error) {
+	if err := m.check(profile); err != nil {
+		return nil, err
+	}
+	if st, ok := m.cachedAccess(ctx, profile, minValid); ok {
+		return st, nil
 	}
 	m.savePending(ctx, profile)
 	locked := false
@@ -228,16 +242,16 @@ func (m *TokenManager) AccessToken(ctx context.Context, profile string, r Refres
 	}
 	st, err := m.load(ctx, profile)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if st.usable(m.now()) {
+	if st.usableFor(m.now(), minValid) {
 		m.cacheAccess(ctx, profile, st)
-		return st.Access, nil
+		return st, nil
 	}
 	if locked {
-		return m.rotateLocked(ctx, profile, r, st, "")
+		return m.rotateLocked(ctx, profile, r, st, "", minValid)
 	}
-	return m.refresh(ctx, profile, r, st, "")
+	return m.refresh(ctx, profile, r, st, "", minValid)
 }
 
 // Rotate refreshes profile's tokens now, even if the access token is still
@@ -258,7 +272,11 @@ func (m *TokenManager) Rotate(ctx context.Context, profile string, r Refresher, 
 	}
 	// The refused token must not come back from the cache either.
 	m.uncache(ctx, vault.CacheAccessToken(profile))
-	return m.refresh(ctx, profile, r, st, stale)
+	next, err := m.refresh(ctx, profile, r, st, stale, 0)
+	if err != nil {
+		return "", err
+	}
+	return next.Access, nil
 }
 
 // Forget deletes profile's saved tokens, waiting for a refresh in progress.
@@ -276,6 +294,7 @@ func (m *TokenManager) Forget(ctx context.Context, profile string) error {
 	if err := m.Secrets.Delete(ctx, tokensKey(profile)); err != nil {
 		return fmt.Errorf("delete tokens of profile %q: %w", profile, err)
 	}
+	m.Secrets.Delete(ctx, refusedKey(profile)) // best effort: a stale note is inert
 	return nil
 }
 
@@ -305,37 +324,43 @@ func (m *TokenManager) IDToken(ctx context.Context, profile string) (string, err
 
 // refresh rotates the tokens under the profile's lock. seen is what was read
 // before taking it; stale, when set, is an access token that must not be
-// handed out again even if it looks valid.
-func (m *TokenManager) refresh(ctx context.Context, profile string, r Refresher, seen *storedTokens, stale string) (string, error) {
+// handed out again even if it looks valid; minValid is how long the token
+// handed out must last.
+func (m *TokenManager) refresh(ctx context.Context, profile string, r Refresher, seen *storedTokens, stale string, minValid time.Duration) (*storedTokens, error) {
 	// When the access token is still valid the rotation is only ahead of
 	// time: if it cannot happen now (lock busy, server unreachable), the
 	// valid token is better than an error, and the next call tries again.
 	unlock, err := m.lock(ctx, profile)
 	if err != nil {
-		if stale == "" && seen.accessValid(m.now()) {
-			return seen.Access, nil
+		if stale == "" && seen.accessValid(m.now()) && seen.lastsFor(m.now(), minValid) {
+			return seen, nil
 		}
-		return "", err
+		return nil, err
 	}
 	defer unlock()
 
 	st, err := m.load(ctx, profile)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return m.rotateLocked(ctx, profile, r, st, stale)
+	return m.rotateLocked(ctx, profile, r, st, stale, minValid)
 }
 
 // rotateLocked is refresh's work under the profile's lock, st being what the
 // vault holds now.
-func (m *TokenManager) rotateLocked(ctx context.Context, profile string, r Refresher, st *storedTokens, stale string) (string, error) {
-	fresh := func(s *storedTokens) bool { return s.usable(m.now()) && s.Access != stale }
+func (m *TokenManager) rotateLocked(ctx context.Context, profile string, r Refresher, st *storedTokens, stale string, minValid time.Duration) (*storedTokens, error) {
+	fresh := func(s *storedTokens) bool { return s.usableFor(m.now(), minValid) && s.Access != stale }
 	if fresh(st) {
-		return st.Access, nil // another latch refreshed while we waited
+		return st, nil // another latch refreshed while we waited
+	}
+	if stale == "" && st.usable(m.now()) && st.lifetime() < minValid {
+		// Only minValid asks for a rotation, and the next token would
+		// last no longer: rotating would not help, on this call or any.
+		return nil, tooShort(profile, st, minValid)
 	}
 
 	if st.Refresh == "" {
-		return "", fmt.Errorf("profile %q: the access token expired and the provider issued no refresh token: %w",
+		return nil, fmt.Errorf("profile %q: the access token expired and the provider issued no refresh token: %w",
 			profile, ErrLoginRequired)
 	}
 	t, err := r.Refresh(ctx, st.Refresh)
@@ -346,7 +371,7 @@ func (m *TokenManager) rotateLocked(ctx context.Context, profile string, r Refre
 		cur, lerr := m.load(ctx, profile)
 		if lerr == nil && cur.Refresh != st.Refresh {
 			if fresh(cur) {
-				return cur.Access, nil
+				return cur, nil
 			}
 			st = cur
 			t, err = r.Refresh(ctx, st.Refresh)
@@ -354,16 +379,17 @@ func (m *TokenManager) rotateLocked(ctx context.Context, profile string, r Refre
 	}
 	switch {
 	case refused(err):
-		return "", fmt.Errorf("profile %q: %w: %w", profile, ErrLoginRequired, err)
-	case err != nil && stale == "" && st.accessValid(m.now()):
-		return st.Access, nil
+		m.recordRefusal(ctx, profile, st)
+		return nil, fmt.Errorf("profile %q: %w: %w", profile, ErrLoginRequired, err)
+	case err != nil && stale == "" && st.accessValid(m.now()) && st.lastsFor(m.now(), minValid):
+		return st, nil
 	case err != nil:
-		return "", fmt.Errorf("refresh tokens of profile %q (the saved tokens are unchanged): %w", profile, err)
+		return nil, fmt.Errorf("refresh tokens of profile %q (the saved tokens are unchanged): %w", profile, err)
 	}
 
 	next, err := newStored(t, m.now())
 	if err != nil {
-		return "", fmt.Errorf("refresh tokens of profile %q (the saved tokens are unchanged): %w", profile, err)
+		return nil, fmt.Errorf("refresh tokens of profile %q (the saved tokens are unchanged): %w", profile, err)
 	}
 	next.LoggedIn = st.LoggedIn
 	next.Rotations = st.Rotations + 1
@@ -382,16 +408,16 @@ func (m *TokenManager) rotateLocked(ctx context.Context, profile string, r Refre
 				"they are kept in %s until a later latch saves them — free the disk or fix the vault soon",
 				profile, err, m.Cache.Where()))
 			m.cacheAccess(ctx, profile, next)
-			return next.Access, nil
+			return m.checkLasts(profile, next, minValid)
 		}
 		// Within the server's grace window presenting the old token again
 		// returns the same successor, so an immediate retry can still
 		// save the session.
-		return "", fmt.Errorf("profile %q: the refresh succeeded at the server, but the new tokens could not be saved: %w; "+
+		return nil, fmt.Errorf("profile %q: the refresh succeeded at the server, but the new tokens could not be saved: %w; "+
 			"try again right away, and if that fails, log in again", profile, err)
 	}
 	m.cacheAccess(ctx, profile, next)
-	return next.Access, nil
+	return m.checkLasts(profile, next, minValid)
 }
 
 // refused reports whether the server rejected the refresh token itself, as
@@ -434,7 +460,7 @@ func (m *TokenManager) load(ctx context.Context, profile string) (*storedTokens,
 func (m *TokenManager) loadVault(ctx context.Context, profile string) (*storedTokens, error) {
 	raw, err := m.Secrets.Get(ctx, tokensKey(profile))
 	if errors.Is(err, vault.ErrNotFound) {
-		return nil, fmt.Errorf("profile %q is not logged in (no saved session): %w: %w", profile, ErrLoginRequired, vault.ErrNotFound)
+		return nil, &noSessionError{profile: profile}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read tokens of profile %q: %w", profile, err)

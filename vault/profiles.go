@@ -39,7 +39,34 @@ type Profile struct {
 	// MFA records whether the account had two-factor on when latch last
 	// looked; the server is the authority.
 	MFA bool `json:"mfa,omitempty"`
+
+	// How an OpenID profile's provider is reached, remembered so that a
+	// refresh, a revocation and a login again use the login's settings.
+	// Confidential says the client has a secret, kept in Secrets under
+	// ClientSecretKey(Name), never here.
+	Confidential bool                `json:"confidential,omitempty"`
+	AuthMethod   string              `json:"auth_method,omitempty"`
+	Audience     string              `json:"audience,omitempty"`
+	Resource     []string            `json:"resource,omitempty"`
+	AuthParams   map[string][]string `json:"auth_params,omitempty"`
+	RedirectURL  string              `json:"redirect_url,omitempty"`
+	CAFile       string              `json:"ca_file,omitempty"`
+	Endpoints    *Endpoints          `json:"endpoints,omitempty"`
 }
+
+// Endpoints are an OAuth 2.0 provider's URLs given by hand (no discovery).
+type Endpoints struct {
+	Auth     string `json:"auth,omitempty"`
+	Token    string `json:"token"`
+	Device   string `json:"device,omitempty"`
+	Revoke   string `json:"revoke,omitempty"`
+	Userinfo string `json:"userinfo,omitempty"`
+	JWKS     string `json:"jwks,omitempty"`
+}
+
+// ClientSecretKey is where a confidential OpenID client's secret is kept in
+// Secrets; it goes when the profile goes.
+func ClientSecretKey(profile string) string { return "profile/" + profile + "/client_secret" }
 
 // Config is the profiles file.
 type Config struct {
