@@ -9,6 +9,12 @@
 // It must never write a value to disk, to a log or into an error message,
 // never answer a peer of another uid, and never extend an entry's life on a
 // read or a status probe: only put and touch do.
+//
+// With ForwardOptions it also serves a forwarding socket for ssh -R (see
+// forward.go): access tokens of the profiles allowed by name, and nothing
+// else. The cache socket must never be forwarded: SO_PEERCRED sees a
+// forwarded caller as the user's own ssh client, so only a separate socket
+// that cannot hand out cache entries keeps the vault key at home.
 package agent
 
 import (

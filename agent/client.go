@@ -196,6 +196,13 @@ func (c *Client) call(ctx context.Context, req request) (response, error) {
 			}
 			return response{}, fmt.Errorf("latch agent at %s: %v: %w", c.path, err, vault.ErrNoCache)
 		}
+		if resp.Kind == kindForward {
+			// A forwarded agent's socket (LATCH_AGENT_SOCK on a remote
+			// box): it hands out tokens, it keeps no session cache here.
+			c.closeConn()
+			return response{}, fmt.Errorf("%s is a forwarded latch agent's socket, not a session cache: %w (%w)",
+				c.path, ErrForwardSocket, vault.ErrNoCache)
+		}
 		if resp.V != ProtocolVersion {
 			c.closeConn()
 			clear(resp.Value)

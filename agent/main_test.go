@@ -35,6 +35,8 @@ func TestMain(m *testing.M) {
 	case "connect":
 		runConnectHelper()
 		os.Exit(0)
+	case "token":
+		os.Exit(runTokenHelper())
 	default:
 		fmt.Fprintln(os.Stderr, "unknown", helperEnv)
 		os.Exit(2)

@@ -69,6 +69,9 @@ type response struct {
 	Error string     `json:"error,omitempty"`
 	Value []byte     `json:"value,omitempty"`
 	Hello *helloInfo `json:"hello,omitempty"`
+	// Kind is "forward" in the answer of a forwarding socket (see
+	// forward.go), which is no session cache; a cache agent leaves it out.
+	Kind string `json:"kind,omitempty"`
 }
 
 // helloInfo is what hello answers besides the version ("v").

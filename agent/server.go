@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,6 +32,10 @@ type Options struct {
 	// OnRefuse, when set, is called with the uid of every connection
 	// refused because it came from another user.
 	OnRefuse func(uid int)
+	// Forward, when set, makes the agent also listen on a forwarding
+	// socket that hands out access tokens of the profiles it names (see
+	// ForwardOptions). An agent that forwards does not exit when idle.
+	Forward *ForwardOptions
 
 	// For tests: the protocol version spoken (zero: ProtocolVersion), how
 	// long a connection may take to send a request (zero: 5 s), and a hook
@@ -61,6 +66,9 @@ type server struct {
 
 	mu    sync.Mutex
 	conns map[*net.UnixConn]struct{}
+
+	// fwd is the forwarding socket's part, nil unless o.Forward is set.
+	fwd *forwarder
 }
 
 // Serve runs the agent on o.Socket until ctx is done, a client asks it to
@@ -131,8 +139,27 @@ func Serve(ctx context.Context, o Options) error {
 		stopC: make(chan struct{}),
 		conns: make(map[*net.UnixConn]struct{}),
 	}
+	idleC := s.store.idleC
+	if o.Forward != nil {
+		fwd, err := listenForward(ctx, *o.Forward, o.Socket, s.stopC)
+		if err != nil {
+			ln.Close()
+			s.store.close()
+			return err
+		}
+		defer fwd.release()
+		s.fwd = fwd
+		// A forwarding agent serves machines it cannot see: holding no
+		// entries here says nothing about whether they still need it.
+		idleC = nil
+	}
 	o.Log.Info("latch agent listening", "socket", o.Socket, "pid", s.pid, "protocol", o.version)
-	go s.acceptLoop()
+	go s.acceptLoop(s.ln, s.sem, s.serveConn)
+	if s.fwd != nil {
+		o.Log.Info("latch agent forwarding", "socket", s.fwd.path, "profiles", strings.Join(s.fwd.allowedNames(), ","),
+			"protocol", ForwardProtocolVersion)
+		go s.acceptLoop(s.fwd.ln, s.fwd.sem, s.serveForward)
+	}
 	if o.ready != nil {
 		o.ready()
 	}
@@ -143,7 +170,7 @@ func Serve(ctx context.Context, o Options) error {
 		why = "signal"
 	case <-s.stopC:
 		why = "asked to stop"
-	case <-s.store.idleC:
+	case <-idleC:
 		why = fmt.Sprintf("no entries for %s", o.Idle)
 	}
 	s.shutdown()
@@ -171,6 +198,9 @@ func (s *server) requestStop() {
 	s.stopOnce.Do(func() {
 		close(s.stopC)
 		s.ln.Close() // removes the socket file
+		if s.fwd != nil {
+			s.fwd.ln.Close()
+		}
 	})
 }
 
@@ -183,9 +213,11 @@ func (s *server) stopping() bool {
 	}
 }
 
-func (s *server) acceptLoop() {
+// acceptLoop accepts on ln and serves each connection with serve, at most
+// cap(sem) at once.
+func (s *server) acceptLoop(ln *net.UnixListener, sem chan struct{}, serve func(*net.UnixConn)) {
 	for {
-		c, err := s.ln.AcceptUnix()
+		c, err := ln.AcceptUnix()
 		if err != nil {
 			if s.stopping() || errors.Is(err, net.ErrClosed) {
 				return
@@ -204,7 +236,7 @@ func (s *server) acceptLoop() {
 			continue
 		}
 		select {
-		case s.sem <- struct{}{}:
+		case sem <- struct{}{}:
 		default:
 			c.Close()
 			continue
@@ -213,25 +245,31 @@ func (s *server) acceptLoop() {
 		if s.stopping() {
 			s.mu.Unlock()
 			c.Close()
-			<-s.sem
+			<-sem
 			return
 		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go s.serveConn(c)
+		go func() {
+			defer func() {
+				c.Close()
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+				<-sem
+				s.wg.Done()
+			}()
+			if s.ownPeer(c) {
+				serve(c)
+			}
+		}()
 	}
 }
 
-func (s *server) serveConn(c *net.UnixConn) {
-	defer func() {
-		c.Close()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		<-s.sem
-		s.wg.Done()
-	}()
+// ownPeer says whether c comes from a process of the agent's own uid, and
+// logs the refusal of any other.
+func (s *server) ownPeer(c *net.UnixConn) bool {
 	uid, err := peerUID(c)
 	if err != nil || uid != s.uid {
 		// No answer at all: a peer of another user learns nothing, not
@@ -240,8 +278,12 @@ func (s *server) serveConn(c *net.UnixConn) {
 		if s.o.OnRefuse != nil {
 			s.o.OnRefuse(uid)
 		}
-		return
+		return false
 	}
+	return true
+}
+
+func (s *server) serveConn(c *net.UnixConn) {
 	r := bufio.NewReaderSize(c, 4096)
 	for {
 		// Under s.mu, so that shutdown's deadline is never overwritten.
