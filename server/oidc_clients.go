@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,22 +98,35 @@ type client struct {
 	id, name   string
 	secretHash []byte // nil: public
 	redirects  []string
-	grants     []oidc.GrantType
-	scopes     []string
-	accountAPI bool
-	consent    bool
-	loginURL   func(id string) string
+	// anyLoopback accepts every http redirect to this machine: host
+	// localhost, 127.0.0.1 or [::1], any port, any path (no query, no
+	// fragment, no user info). Only the built-in public client has it, so
+	// that command-line tools written for other providers, whose redirects
+	// are fixed (kubelogin's http://localhost:8000, …/callback, /oauth2/cb),
+	// work with it unchanged. RFC 8252 §7.3 lets the port vary; letting the
+	// host name localhost (§8.3 advises the IP literal, but it is for the
+	// client to choose) and the path vary gives nothing away for a public
+	// client that must use PKCE: whatever can listen on a loopback port of
+	// this machine can answer at any path of it, and the code is useless
+	// without the verifier that only the client holds.
+	anyLoopback bool
+	grants      []oidc.GrantType
+	scopes      []string
+	accountAPI  bool
+	consent     bool
+	loginURL    func(id string) string
 }
 
-// cliClient is the built-in latch-cli: public, loopback redirects on any
-// port, every grant, first-party.
+// cliClient is the built-in latch-cli: public, every grant, first-party,
+// and any loopback redirect (see anyLoopback).
 func cliClient() *client {
 	return &client{
 		id: CLIClientID, name: "latch (command line)",
-		redirects:  []string{"http://127.0.0.1/callback", "http://[::1]/callback"},
-		grants:     []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeDeviceCode},
-		scopes:     defaultScopes,
-		accountAPI: true,
+		redirects:   []string{"http://127.0.0.1/callback", "http://[::1]/callback"},
+		anyLoopback: true,
+		grants:      []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeDeviceCode},
+		scopes:      defaultScopes,
+		accountAPI:  true,
 	}
 }
 
@@ -175,7 +189,8 @@ func loopbackIP(host string) bool {
 
 // redirectAllowed reports whether uri is one of c's redirect URIs. A
 // registered http URI on a loopback IP literal matches on any port (RFC 8252
-// §7.3), with the same host and path; everything else matches exactly.
+// §7.3), with the same host and path; everything else matches exactly. The
+// built-in client takes any loopback redirect (see anyLoopback).
 func (c *client) redirectAllowed(uri string) bool {
 	if slices.Contains(c.redirects, uri) {
 		return true
@@ -186,6 +201,9 @@ func (c *client) redirectAllowed(uri string) bool {
 	}
 	if port := u.Port(); port != "" && strings.Trim(port, "0123456789") != "" {
 		return false
+	}
+	if c.anyLoopback {
+		return loopbackRedirect(u)
 	}
 	for _, reg := range c.redirects {
 		r, err := url.Parse(reg)
@@ -198,6 +216,43 @@ func (c *client) redirectAllowed(uri string) bool {
 	}
 	return false
 }
+
+// loopbackRedirect reports whether u (http, no user info, no fragment,
+// checked by the caller) goes to this machine by one of the names every
+// system gives it, on a real port, without a query: what anyLoopback allows.
+// Other loopback addresses (127.0.0.2) are refused: a browser may not reach
+// them, and no client uses them.
+func loopbackRedirect(u *url.URL) bool {
+	switch u.Hostname() {
+	case "localhost", "127.0.0.1", "::1":
+	default:
+		return false
+	}
+	if u.Host == "::1" || strings.HasPrefix(u.Host, "::1:") {
+		return false // an IPv6 literal must be in brackets
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return false
+		}
+	}
+	return u.RawQuery == "" && !u.ForceQuery
+}
+
+// RedirectURIGlobs makes op accept the redirects anyLoopback allows: op
+// compares a native client's loopback redirect by path with the registered
+// ones, which would refuse any other path. The glob only stops op from
+// refusing; the check is redirectAllowed, which every authorization request
+// passes before op sees it (see Server.authorize).
+func (c *client) RedirectURIGlobs() []string {
+	if c.anyLoopback {
+		return []string{"http://**"}
+	}
+	return nil
+}
+
+// PostLogoutRedirectURIGlobs: no client has post-logout redirects.
+func (c *client) PostLogoutRedirectURIGlobs() []string { return nil }
 
 func (c *client) public() bool { return c.secretHash == nil }
 

@@ -40,9 +40,10 @@ func TestOIDCAuthorizeRefusals(t *testing.T) {
 		})
 	}
 	// Refused with a page, never a redirect: the redirect URI is not one of
-	// the client's (RFC 8252 §7.3: any port, but the same host and path).
+	// the client's (latch-cli takes any loopback port and path, on
+	// localhost, 127.0.0.1 or [::1]: TestRedirectRule).
 	for _, redirect := range []string{
-		"http://127.0.0.1:5555/other", "http://localhost:5555/callback", "http://127.0.0.2:5555/callback",
+		"http://127.0.0.2:5555/callback",
 		"https://127.0.0.1:5555/callback", "http://127.0.0.1:5555/callback?x=1", "http://127.0.0.1:5555@evil.example/callback",
 		"http://evil.example/callback", "",
 	} {
