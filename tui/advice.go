@@ -23,6 +23,8 @@ var interfaceAdvice = []struct {
 	{regexp.MustCompile(`choose another --profile for a latch account`), "log in to a latch account from another profile"},
 	{regexp.MustCompile(`this needs a latch account \([^)]*\)`), "this needs a latch account: add its server (a) and log in (l) on the Profiles screen"},
 	{regexp.MustCompile(`(to make it, run latch login --profile \S+|log in with --profile \S+ to create it, or see latch profile list)`), "pick one on the Profiles screen, or add a server (a) and log in (l)"},
+	{regexp.MustCompile(`run latch login --server URL, or latch login --issuer URL --client-id ID for an OpenID provider`),
+		"add a server (a) on the Profiles screen and log in (l), or log in with OAuth at an OpenID provider (o)"},
 	{regexp.MustCompile(`run latch login --server URL`), "add a server (a) on the Profiles screen and log in (l)"},
 	{regexp.MustCompile(`pick one with --profile NAME or latch profile use NAME`), "pick one on the Profiles screen (u makes it current)"},
 	{regexp.MustCompile(`give either a latch server \(--server\) or an issuer \(--issuer\), not both`), "give either a latch server or an OpenID provider, not both"},

@@ -40,6 +40,13 @@ type Options struct {
 	// OpenBrowser opens the browser login's URL; nil means
 	// flows.OpenBrowser. The URL is shown whatever it returns.
 	OpenBrowser func(url string) error
+	// Trace brings the flows' trace events and progress messages into the
+	// interface (its Trace and Progress go into the Env's tracer and
+	// Progress); nil means the trace pane stays empty.
+	Trace *TraceFeed
+	// TraceDir is where a saved trace goes; "" means the current
+	// directory, else latch's home.
+	TraceDir string
 }
 
 // App is the root model: it owns Common, a stack of screens (home at the
@@ -54,6 +61,7 @@ type App struct {
 	notice        string // news no screen claimed ("Vault unlocked")
 	profile       string
 	scroll        int // the first line of the active screen's body shown
+	pane          *tracePane
 	// unlockDeclined is set when the user leaves the unlock screen without
 	// unlocking, until their next key: the screen below, reloading, would
 	// otherwise find the vault locked and ask again at once.
@@ -84,10 +92,11 @@ func New(ctx context.Context, o Options) *App {
 	c := &Common{
 		ctx: ctx, Env: o.Env, Styles: NewStyles(o.NoColor), KeyMap: DefaultKeyMap(),
 		Now: now, Tick: tick, Width: 80, Height: 24, oauthMethod: method, openBrowser: open,
+		feed: o.Trace, trace: &traceLog{}, traceDir: o.TraceDir,
 	}
 	h := help.New()
 	h.Styles = c.Styles.Help
-	a := &App{common: c, help: h, banner: o.Banner, profile: o.Profile}
+	a := &App{common: c, help: h, banner: o.Banner, profile: o.Profile, pane: newTracePane(c)}
 	a.stack = []Component{newHome(c, o.Profile)}
 	// A locked vault is opened first, over home: home reads the profiles'
 	// secrets when it starts, which it then does once the unlock returns
@@ -113,6 +122,11 @@ func Run(ctx context.Context, o Options, in io.Reader, out io.Writer) error {
 	defer stop()
 	p := tea.NewProgram(New(ctx, o), tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out),
 		tea.WithoutSignalHandler())
+	if o.Trace != nil {
+		fctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go o.Trace.forward(fctx, p.Send)
+	}
 	_, err := p.Run()
 	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		return nil // interrupted from outside: a normal way to leave
@@ -133,8 +147,23 @@ func (a *App) tickCmd() tea.Cmd {
 
 // Update implements tea.Model.
 func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	// The flows' news first: a flow's events belong in the trace before its
+	// result moves the interface on.
+	traced := a.drainTrace()
+	m, cmd := a.update(msg)
+	a.keepPane()
+	return m, tea.Batch(traced, cmd)
+}
+
+func (a *App) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	km := a.common.KeyMap
 	switch msg := msg.(type) {
+	case TraceMsg:
+		return a, nil // drained already
+	case TraceSavedMsg:
+		a.pane.savedMsg(msg)
+		a.resize()
+		return a, nil
 	case tea.WindowSizeMsg:
 		a.width, a.height = msg.Width, msg.Height
 		a.resize()
@@ -145,6 +174,12 @@ func (a *App) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		switch {
 		case key.Matches(msg, km.ForceQuit):
 			return a, tea.Quit
+		}
+		if cmd, ok := a.paneKey(msg); ok {
+			a.resize()
+			return a, cmd
+		}
+		switch {
 		case a.scrollKey(msg):
 			return a, nil
 		case a.top().Typing():
@@ -303,7 +338,7 @@ func (a *App) chrome() (header, footer string) {
 	if a.banner != "" {
 		hb.WriteString(st.Banner.Width(w).MaxWidth(w).Render(truncate(a.banner, w-2)) + "\n")
 	}
-	title := st.AppName.Render("latch") + st.Crumb.Render(a.top().Title())
+	title := st.AppName.Render("latch") + st.Crumb.Render(a.active().Title())
 	hb.WriteString(truncate(title, w) + "\n")
 
 	var fb strings.Builder
@@ -315,9 +350,9 @@ func (a *App) chrome() (header, footer string) {
 		fb.WriteString(st.Note.Width(w - 2).Render(a.notice))
 		fb.WriteString("\n")
 	}
-	line := helpLine(a.help, a.top(), a.common.KeyMap, w-2)
+	line := helpLine(a.help, a.active(), a.common.KeyMap, w-2)
 	if a.help.ShowAll {
-		line = keyList(a.help, keyGroups(a.top(), a.common.KeyMap), w-2)
+		line = keyList(a.help, keyGroups(a.active(), a.common.KeyMap), w-2)
 	}
 	fb.WriteString(line)
 	return hb.String(), fb.String()
@@ -333,6 +368,7 @@ func (a *App) resize() {
 	for _, s := range a.stack {
 		s.SetSize(bodyW, bodyH)
 	}
+	a.pane.SetSize(bodyW, bodyH)
 }
 
 // bodySize is the room the active screen has: the terminal less the App's
@@ -358,6 +394,9 @@ func (a *App) render() string {
 	header, footer := a.chrome()
 	bodyW, bodyH := a.bodySize()
 	body := fit(a.window(a.top().View(), bodyH, a.scroll), bodyW, bodyH)
+	if a.pane.open {
+		body = fit(a.pane.View(), bodyW, bodyH)
+	}
 	out := header + "\n" + a.common.Styles.App.Render(body) + "\n" + a.common.Styles.App.Render(footer)
 	return fit(out, a.width, a.height)
 }

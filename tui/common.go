@@ -54,6 +54,17 @@ type Common struct {
 	// browserWait bounds the wait for the browser's answer (0 = the flow's
 	// default).
 	browserWait time.Duration
+	// browserSlow is when the browser login says the wait is long (0 = the
+	// flow's default).
+	browserSlow time.Duration
+
+	// feed brings the flows' trace events and progress messages (nil: no
+	// tracing); trace is the last flow's trace, which flow screens begin
+	// when they start a flow; traceDir is where s on the pane saves it
+	// ("" = the current directory, else latch's home).
+	feed     *TraceFeed
+	trace    *traceLog
+	traceDir string
 }
 
 // Context is the context every flow call runs under.

@@ -257,7 +257,7 @@ func goldenKeyList(t *testing.T, w, h int) {
 	p := hs.signup("demo")
 	g := startGolden(t, hs.app("demo", demoBanner), w, h)
 	g.tm.Send(NavigateMsg{To: pageDashboard, Profile: p})
-	g.wait("Rotations")
+	g.wait("Rotations", "id 1 · created") // the account read, which the golden shows
 	g.tm.Type("?")
 	g.wait("fewer keys", "ctrl+c quit", "call the protected route")
 	g.finish()

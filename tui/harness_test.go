@@ -201,7 +201,7 @@ func (d *driver) exec(cmd tea.Cmd) tea.Msg {
 
 // keys types s, one key per rune, or names keys: "enter", "tab", "esc",
 // "shift+tab", "ctrl+c", "up", "down", "left", "right", "backspace", "f1",
-// "pgup", "pgdown".
+// "pgup", "pgdown", "home", "end", "ctrl+t".
 func (d *driver) keys(names ...string) {
 	d.t.Helper()
 	for _, n := range names {
@@ -252,6 +252,12 @@ func keyMsg(name string) tea.KeyPressMsg {
 		return tea.KeyPressMsg{Code: tea.KeyPgUp}
 	case "pgdown":
 		return tea.KeyPressMsg{Code: tea.KeyPgDown}
+	case "home":
+		return tea.KeyPressMsg{Code: tea.KeyHome}
+	case "end":
+		return tea.KeyPressMsg{Code: tea.KeyEnd}
+	case "ctrl+t":
+		return tea.KeyPressMsg{Code: 't', Mod: tea.ModCtrl}
 	}
 	r := []rune(name)[0]
 	return tea.KeyPressMsg{Code: r, Text: string(r)}

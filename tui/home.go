@@ -446,6 +446,8 @@ func stateWords(st *Styles, state string) (string, lipgloss.Style) {
 		return "logged in", st.LoggedIn
 	case flows.StateExpired:
 		return "expired", st.Expired
+	case flows.StateRefused:
+		return "refused", st.Expired
 	case flows.StateLoggedOut:
 		return "logged out", st.LoggedOut
 	}
@@ -474,6 +476,8 @@ func (h *home) details(r homeRow) string {
 			fmt.Sprintf("%d rotations", s.Tokens.Rotations)) + ". Enter opens the dashboard."
 	case s.State == flows.StateExpired:
 		return where + ". The session expired: log in again (l)."
+	case s.State == flows.StateRefused:
+		return where + ". The provider refused the session: log in again (l)."
 	case s.Profile.Username == "":
 		return where + ". No account yet: sign up (s) or log in (l)."
 	}

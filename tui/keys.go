@@ -59,6 +59,14 @@ type KeyMap struct {
 	Reload        key.Binding
 	ShowSignature key.Binding
 	IDToken       key.Binding
+
+	// The trace pane of a flow screen.
+	Trace      key.Binding
+	Expand     key.Binding
+	Collapse   key.Binding
+	TraceFirst key.Binding
+	TraceLast  key.Binding
+	SaveTrace  key.Binding
 }
 
 // DefaultKeyMap returns latch's keys.
@@ -112,5 +120,13 @@ func DefaultKeyMap() *KeyMap {
 		Reload:        b("r", "reload", "r"),
 		ShowSignature: b("s", "show signature", "s"),
 		IDToken:       b("i", "ID token", "i"),
+
+		// A control key: the flow screens' text fields take t.
+		Trace:      b("ctrl+t", "trace", "ctrl+t"),
+		Expand:     b("enter/→", "open or close a step", "enter", "right", "l"),
+		Collapse:   b("←", "close a step", "left", "h"),
+		TraceFirst: b("home/g", "first step", "home", "g"),
+		TraceLast:  b("end/G", "last step", "end", "G"),
+		SaveTrace:  b("s", "save to a file", "s", "ctrl+s"),
 	}
 }

@@ -118,6 +118,7 @@ func (l *login) submit() tea.Cmd {
 	}
 	l.err, l.note, l.missingErr = nil, "", ""
 	p := l.profile
+	l.c.trace.begin("password login at " + p.Server)
 	return l.work.start("Logging in…", l.c.flowCmd(func(ctx context.Context) tea.Msg {
 		res, err := l.c.Env.Login(ctx, flows.LoginRequest{Profile: p.Name, Server: p.Server, Identifier: id, Password: pw})
 		return LoginDoneMsg{Result: res, Err: err}

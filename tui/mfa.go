@@ -73,6 +73,12 @@ func (m *mfa) Update(msg tea.Msg) (Component, tea.Cmd) {
 	case MFADoneMsg:
 		m.work.done()
 		return m, m.done(msg)
+	case ProgressMsg:
+		// The code just used is spent: the flow waits for the next one.
+		if m.work.active() {
+			m.work.what = msg.Text
+		}
+		return m, nil
 	case BackupFilledMsg:
 		m.work.done()
 		if msg.Err != nil {

@@ -72,6 +72,7 @@ func (m *mfaSetup) Init() tea.Cmd {
 		return nil
 	}
 	name := m.profile.Name
+	m.c.trace.begin("two-factor setup of " + name)
 	return tea.Batch(m.input.Focus(), m.work.start("Asking the server for a secret…", m.c.flowCmd(func(ctx context.Context) tea.Msg {
 		s, err := m.c.Env.StartMFASetup(ctx, name, false)
 		return MFASetupMsg{Setup: s, Err: err}

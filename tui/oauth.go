@@ -29,6 +29,7 @@ type oauth struct {
 	focus  int  // a row of rows()
 
 	server, issuer, clientID textinput.Model
+	adv                      oauthAdvanced
 	missing                  string // what submit found missing
 	cursorAt                 int    // the focused row's line in the last View
 }
@@ -37,6 +38,7 @@ type oauth struct {
 const (
 	rowMethod = iota
 	rowProvider
+	rowAdvanced // shows or hides the advanced rows (oauthAdvanced)
 	rowServer
 	rowIssuer
 	rowClientID
@@ -54,10 +56,11 @@ func newOAuth(c *Common, p vault.Profile, note string) *oauth {
 	o := &oauth{c: c, note: note, device: c.oauthMethod == "device",
 		server: in("https://auth.example.com"), issuer: in("https://accounts.example.com"), clientID: in("latch")}
 	o.server.SetValue(p.Server)
+	var again flows.OAuthRequest
 	if p.Kind == vault.KindOIDC {
 		// Logging in again: the same provider, into the same profile. An
 		// account profile is left alone; flows names the new one.
-		again := flows.OAuthRequestFor(p)
+		again = flows.OAuthRequestFor(p)
 		o.profile = again.Profile
 		o.other = again.Server == ""
 		if o.other {
@@ -67,6 +70,7 @@ func newOAuth(c *Common, p vault.Profile, note string) *oauth {
 			o.serverClient = again.ClientID
 		}
 	}
+	o.adv = newOAuthAdvanced(in, again)
 	return o
 }
 
@@ -74,7 +78,7 @@ func (o *oauth) Init() tea.Cmd { return o.focusOn(o.focus) }
 
 func (o *oauth) SetSize(w, h int) {
 	o.width, o.height = w, h
-	for _, in := range []*textinput.Model{&o.server, &o.issuer, &o.clientID} {
+	for _, in := range append([]*textinput.Model{&o.server, &o.issuer, &o.clientID}, o.adv.inputs()...) {
 		in.SetWidth(max(min(56, w-14), 8))
 	}
 }
@@ -85,12 +89,14 @@ func (o *oauth) Title() string { return "OAuth login" }
 // usual meaning.
 func (o *oauth) Typing() bool { return o.focus >= rowServer }
 
-// rows lists the rows shown: the server, or the issuer and client id.
+// rows lists the rows shown: the server, or the issuer and client id;
+// then the advanced choice and, when open, its fields.
 func (o *oauth) rows() []int {
+	rows := []int{rowMethod, rowProvider, rowServer}
 	if o.other {
-		return []int{rowMethod, rowProvider, rowIssuer, rowClientID}
+		rows = []int{rowMethod, rowProvider, rowIssuer, rowClientID}
 	}
-	return []int{rowMethod, rowProvider, rowServer}
+	return append(append(rows, rowAdvanced), o.adv.rows(o.other)...)
 }
 
 func (o *oauth) input(row int) *textinput.Model {
@@ -102,7 +108,7 @@ func (o *oauth) input(row int) *textinput.Model {
 	case rowClientID:
 		return &o.clientID
 	}
-	return nil
+	return o.adv.input(row)
 }
 
 // focusOn moves the keyboard to the i-th shown row.
@@ -110,7 +116,7 @@ func (o *oauth) focusOn(i int) tea.Cmd {
 	rows := o.rows()
 	o.focus = rows[(i%len(rows)+len(rows))%len(rows)]
 	var cmd tea.Cmd
-	for _, r := range []int{rowServer, rowIssuer, rowClientID} {
+	for _, r := range []int{rowServer, rowIssuer, rowClientID, rowSecret, rowAudience, rowParams, rowRedirect, rowCAFile} {
 		if r == o.focus {
 			cmd = o.input(r).Focus()
 		} else {
@@ -155,6 +161,9 @@ func (o *oauth) Update(msg tea.Msg) (Component, tea.Cmd) {
 	case o.focus == rowProvider && key.Matches(k, km.Switch):
 		o.other, o.missing = !o.other, ""
 		return o, nil
+	case o.focus == rowAdvanced && key.Matches(k, km.Switch):
+		o.adv.open, o.missing = !o.adv.open, ""
+		return o, nil
 	}
 	if in := o.input(o.focus); in != nil {
 		before := in.Value()
@@ -177,7 +186,8 @@ func (o *oauth) request() (flows.OAuthRequest, string, int) {
 		if req.Server == "" {
 			return req, "Type the latch server's URL, like https://auth.example.com.", rowServer
 		}
-		return req, "", 0
+		missing, row := o.adv.apply(&req, false)
+		return req, missing, row
 	}
 	req.Issuer = strings.TrimSpace(o.issuer.Value())
 	req.ClientID = strings.TrimSpace(o.clientID.Value())
@@ -187,7 +197,8 @@ func (o *oauth) request() (flows.OAuthRequest, string, int) {
 	case req.ClientID == "":
 		return req, "Type the client id latch is registered with at that provider.", rowClientID
 	}
-	return req, "", 0
+	missing, row := o.adv.apply(&req, true)
+	return req, missing, row
 }
 
 func (o *oauth) submit() tea.Cmd {
@@ -244,9 +255,20 @@ func (o *oauth) View() string {
 		b.WriteString(label(rowServer, "Server") + o.server.View() + "\n")
 		b.WriteString(indent + st.Subtle.Render("client id "+firstOf(o.serverClient, flows.DefaultClientID)) + "\n")
 	}
+	b.WriteString(label(rowAdvanced, "Advanced") + o.choice(!o.adv.open, "hidden") + "  " + o.choice(o.adv.open, "shown") + "\n")
+	for _, r := range o.adv.rows(o.other) {
+		b.WriteString(label(r, advancedLabels[r]) + o.adv.input(r).View() + "\n")
+		switch {
+		case r == o.focus && o.missing != "":
+			// Under its field: the end of the form may be out of view.
+			b.WriteString(indent + indentAfterFirst(st.Error.Width(hintW).Render(o.missing), 12) + "\n")
+		case r == o.focus && advancedHints[r] != "":
+			b.WriteString(indent + indentAfterFirst(st.Subtle.Width(hintW).Render(advancedHints[r]), 12) + "\n")
+		}
+	}
 	b.WriteString("\n")
 	switch {
-	case o.missing != "":
+	case o.missing != "" && o.focus < rowSecret:
 		b.WriteString(st.Error.Width(o.width).Render(o.missing) + "\n")
 	case o.note != "":
 		b.WriteString(st.Note.Width(o.width).Render(o.note) + "\n")
@@ -280,7 +302,7 @@ func (o *oauth) choice(on bool, text string) string {
 func (o *oauth) ShortHelp() []key.Binding {
 	km := o.c.KeyMap
 	keys := []key.Binding{withHelp(km.Submit, "start")}
-	if o.focus <= rowProvider {
+	if o.focus < rowServer {
 		keys = append(keys, withHelp(km.Switch, "change"))
 	}
 	return append(keys, withHelp(km.Next, "next"), km.Back)

@@ -37,8 +37,8 @@ func (h *harness) provider(configure ...func(*fakeidp.Config)) *fakeidp.IdP {
 		return d.DialContext(ctx, network, addr)
 	}}
 	h.t.Cleanup(tr.CloseIdleConnections)
-	h.env.Discover = func(ctx context.Context, issuer, clientID string) (*client.Provider, error) {
-		return client.Discover(ctx, issuer, clientID, client.Options{Transport: tr})
+	h.env.Discover = func(ctx context.Context, cfg client.ProviderConfig) (*client.Provider, error) {
+		return client.NewProvider(ctx, cfg, client.Options{Transport: tr})
 	}
 	return idp
 }

@@ -26,6 +26,9 @@ type oauthBrowser struct {
 	opening bool  // the browser is being opened
 	openErr error // it could not be
 	copied  bool  // c sent the URL to the clipboard
+	// slow is the flow's word when no callback has come for a while (the
+	// provider may be showing its own error page), shown over the URL.
+	slow string
 }
 
 // BrowserStartedMsg carries a started browser login: its URL is ready and
@@ -56,8 +59,9 @@ func (s *oauthBrowser) Init() tea.Cmd {
 // start begins a new attempt. The callback closes when the attempt's
 // context ends: on esc, on the login's end, or when the interface quits.
 func (s *oauthBrowser) start() tea.Cmd {
-	s.at, s.login, s.qr, s.err, s.openErr, s.opening, s.copied = newAttempt(s.c), nil, "", nil, nil, false, false
-	req, wait, at := s.req, s.c.browserWait, s.at
+	s.at, s.login, s.qr, s.err, s.openErr, s.opening, s.copied, s.slow = newAttempt(s.c), nil, "", nil, nil, false, false, ""
+	s.c.trace.begin("browser login at " + firstOf(s.req.Server, s.req.Issuer))
+	req, wait, slow, at := s.req, s.c.browserWait, s.c.browserSlow, s.at
 	return s.work.start("Starting the login…", at.run(func(ctx context.Context) tea.Msg {
 		b, err := s.c.Env.StartBrowserLogin(ctx, req)
 		if err != nil {
@@ -65,6 +69,9 @@ func (s *oauthBrowser) start() tea.Cmd {
 		}
 		if wait > 0 {
 			b.Timeout = wait
+		}
+		if slow > 0 {
+			b.SlowAfter = slow
 		}
 		go func() {
 			<-ctx.Done()
@@ -106,6 +113,10 @@ func (s *oauthBrowser) Update(msg tea.Msg) (Component, tea.Cmd) {
 		if msg.attempt == s.at {
 			s.opening, s.openErr = false, msg.Err
 		}
+	case ProgressMsg:
+		if s.login != nil && s.err == nil {
+			s.slow = msg.Text
+		}
 	case tea.KeyPressMsg:
 		if key.Matches(msg, s.c.KeyMap.Copy) && s.login != nil {
 			// OSC 52: the terminal puts the URL on the clipboard, over
@@ -135,6 +146,9 @@ func (s *oauthBrowser) View() string {
 		return b.String()
 	}
 	b.WriteString(s.work.View() + st.Subtle.Render(" (up to "+short(s.login.Timeout)+"; esc cancels)") + "\n\n")
+	if s.slow != "" {
+		b.WriteString(st.Warn.Width(s.width).Render("⚠ "+s.slow) + "\n\n")
+	}
 	b.WriteString(st.Value.Width(s.width).Render(s.openLine()) + "\n\n")
 	b.WriteString(urlLines(st, s.login.URL, s.width) + "\n\n")
 	if s.copied {

@@ -43,6 +43,7 @@ func (s *oauthDevice) Init() tea.Cmd {
 
 func (s *oauthDevice) start() tea.Cmd {
 	s.at, s.login, s.err, s.big, s.qr = newAttempt(s.c), nil, nil, "", ""
+	s.c.trace.begin("device login at " + firstOf(s.req.Server, s.req.Issuer))
 	req, at := s.req, s.at
 	return s.work.start("Asking the provider for a code…", at.run(func(ctx context.Context) tea.Msg {
 		d, err := s.c.Env.StartDeviceLogin(ctx, req)

@@ -24,6 +24,11 @@ type cursorLiner interface {
 // window is the part of body the screen shows in h lines, from line off,
 // with the line that says what else there is; off is clamped to the body.
 func (a *App) window(body string, h, off int) string {
+	return scrollWindow(a.common.Styles, body, h, off)
+}
+
+// scrollWindow is window for any body: the trace pane windows its list so.
+func scrollWindow(st *Styles, body string, h, off int) string {
 	all := strings.Split(strings.TrimRight(body, "\n"), "\n")
 	if len(all) <= h || h < 2 {
 		return body
@@ -46,7 +51,7 @@ func (a *App) window(body string, h, off int) string {
 	default:
 		more = fmt.Sprintf("↓ %d %s · pgdn", below, lines(below))
 	}
-	return strings.Join(all[off:off+vh], "\n") + "\n" + a.common.Styles.Subtle.Render(more)
+	return strings.Join(all[off:off+vh], "\n") + "\n" + st.Subtle.Render(more)
 }
 
 // overflow is how many lines of the active screen's body do not fit, and

@@ -60,6 +60,7 @@ func newSignup(c *Common, p vault.Profile) *signup {
 
 func (s *signup) Init() tea.Cmd {
 	server := s.profile.Server
+	s.c.trace.begin("signup at " + server)
 	return tea.Batch(s.form.focusOn(0), s.c.flowCmd(func(ctx context.Context) tea.Msg {
 		p, err := s.c.Env.ServerInfo(ctx, server)
 		return PolicyMsg{Policy: p, Err: err}
@@ -153,6 +154,7 @@ func (s *signup) submit() tea.Cmd {
 		}
 	}
 	f, p := s.fields(), s.profile
+	s.c.trace.begin("signup at " + p.Server)
 	return s.work.start("Creating the account and logging in…", s.c.flowCmd(func(ctx context.Context) tea.Msg {
 		res, err := s.c.Env.Signup(ctx, flows.SignupRequest{
 			Profile: p.Name, Server: p.Server, Username: f.Username, Email: f.Email, Password: f.Password})
