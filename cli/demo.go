@@ -115,6 +115,7 @@ func demoRun(ctx context.Context, o *demoOptions) (err error) {
 
 	opts := tui.Options{Env: e, Profile: demoProfile,
 		Banner: "DEMO · throwaway server " + url + " · removed on exit"}
+	g.traceInto(e, &opts)
 	if o.run != nil {
 		return o.run(ctx, opts)
 	}

@@ -83,8 +83,12 @@ func (g *globals) bind(root *cobra.Command) {
 	f.StringVar(&g.vault, "vault", def, "where secrets are kept: auto, keyring, file or memory (env LATCH_VAULT)")
 	f.BoolVar(&g.insecure, "insecure", false, "allow plain http:// to servers that are not loopback")
 	f.DurationVar(&g.timeout, "timeout", 10*time.Second, "bound on each call to the server")
-	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+	f.String("debug", "", debugHelp)
+	debug := f.Lookup("debug")
+	debug.NoOptDefVal = "api"
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		g.in, g.out, g.err = cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+		return g.startDebug(debug)
 	}
 }
 
@@ -120,17 +124,24 @@ func (g *globals) openEnv(ctx context.Context) (*flows.Env, error) {
 	e.Client = func(server string) (*client.Client, error) {
 		return client.New(server, g.clientOptions())
 	}
-	e.Discover = func(ctx context.Context, issuer, clientID string) (*client.Provider, error) {
-		return client.Discover(ctx, issuer, clientID, g.clientOptions())
+	e.Discover = func(ctx context.Context, cfg client.ProviderConfig) (*client.Provider, error) {
+		opts := g.clientOptions()
+		opts.CAFile = cfg.CAFile
+		return client.NewProvider(ctx, cfg, opts)
 	}
 	e.Trace = g.traceEvent
+	e.Forward = agentForward(home)
 	g.env = e
 	return e, nil
 }
 
 // clientOptions are the options of every client the command builds.
 func (g *globals) clientOptions() client.Options {
-	return client.Options{Insecure: g.insecure, Version: Version, Timeout: g.timeout, Trace: g.traceEvent}
+	o := client.Options{Insecure: g.insecure, Version: Version, Timeout: g.timeout}
+	if g.trace != nil { // untraced, a client builds none of the tracing
+		o.Trace = g.traceEvent
+	}
+	return o
 }
 
 // traceEvent hands ev to the command's tracer, if any.

@@ -38,6 +38,17 @@ neither, latch picks device over SSH or without a display, else browser. The
 URL (and a QR code on a terminal) is always printed; LATCH_BROWSER names the
 program that opens it, or "none".
 
+Any provider: a confidential client's secret comes from stdin
+(--client-secret-stdin) or a file (--client-secret-file), never a flag value;
+--auth-method says how it is sent (default: what the provider advertises,
+client_secret_basic first). --audience, --resource and --auth-param k=v add to
+the authorization request; --redirect-url fixes the loopback redirect the
+provider registered (host localhost, 127.0.0.1 or [::1], exact port and path);
+--ca-file trusts a private CA. A provider without OpenID discovery (GitHub) is
+given by its endpoints: --token-url, with --auth-url for the browser and
+--device-url for the device flow. All of it is remembered in the profile (the
+secret in the vault), for refreshes, logout and logging in again.
+
 Without --server, latch logs in again to the profile's server and user.
 The password is read from a masked prompt, or from stdin with
 --password-stdin; it is never a flag value.`,
@@ -46,7 +57,13 @@ The password is read from a masked prompt, or from stdin with
   latch login --profile work          # log in again to a known profile
   latch login --server http://127.0.0.1:8080 --browser
   latch login --server https://auth.example.com --device
-  latch login --issuer https://accounts.example.com --client-id my-cli --scopes "openid offline_access"`,
+  latch login --issuer https://accounts.example.com --client-id my-cli --scopes "openid offline_access"
+  latch login --issuer https://dex.example.com --client-id app --client-secret-file ~/.app-secret \
+      --auth-param connector_id=github --redirect-url http://localhost:8000/callback
+  latch login --issuer https://idp.internal --client-id cli --ca-file /etc/ssl/internal-ca.pem --audience api://internal
+  latch login --device --client-id Iv1.0123456789abcdef --scopes "read:user" \
+      --device-url https://github.com/login/device/code --token-url https://github.com/login/oauth/access_token \
+      --userinfo-url https://api.github.com/user`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -68,6 +85,7 @@ The password is read from a masked prompt, or from stdin with
 	f.BoolVar(&o.OAuth.Device, "device", false, "OAuth login on another device: show a code to enter there (device grant)")
 	f.BoolVar(&o.OAuth.NoBrowser, "no-browser", false, "with --browser: print the URL, do not open a browser (also LATCH_BROWSER=none)")
 	f.DurationVar(&o.OAuth.Wait, "wait", flows.DefaultBrowserTimeout, "how long an OAuth login waits for the browser or the device approval")
+	o.OAuth.addProviderFlags(f)
 	return cmd
 }
 

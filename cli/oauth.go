@@ -4,10 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
+	"github.com/latch-dev/latch/client"
 	"github.com/latch-dev/latch/flows"
 	"github.com/latch-dev/latch/internal/textart"
 )
@@ -18,13 +24,156 @@ type oauthOptions struct {
 	Browser, Device          bool
 	NoBrowser                bool
 	Wait                     time.Duration
+
+	// Any provider (see addProviderFlags).
+	SecretStdin          bool
+	SecretFile           string
+	AuthMethod, Audience string
+	Resource, AuthParams []string
+	RedirectURL, CAFile  string
+	AuthURL, TokenURL    string
+	DeviceURL, RevokeURL string
+	UserinfoURL, JWKSURL string
+}
+
+// addProviderFlags adds the flags that reach any provider: a confidential
+// client, RFC 8707 and extra parameters, a fixed redirect, a private CA,
+// and endpoints for a provider without discovery.
+func (oo *oauthOptions) addProviderFlags(f *pflag.FlagSet) {
+	f.BoolVar(&oo.SecretStdin, "client-secret-stdin", false, "read a confidential client's secret from the first line of stdin")
+	f.StringVar(&oo.SecretFile, "client-secret-file", "", "read a confidential client's secret from `FILE`")
+	f.StringVar(&oo.AuthMethod, "auth-method", "", "client authentication: client_secret_basic, client_secret_post or none (default: what the provider advertises)")
+	f.StringVar(&oo.Audience, "audience", "", "the audience parameter some providers need (Auth0, Okta)")
+	f.StringArrayVar(&oo.Resource, "resource", nil, "a resource indicator (RFC 8707) `URI`; repeatable")
+	f.StringArrayVar(&oo.AuthParams, "auth-param", nil, "an extra authorization parameter `k=v` (prompt, login_hint, acr_values, connector_id…); repeatable")
+	f.StringVar(&oo.RedirectURL, "redirect-url", "", "the exact loopback redirect registered at the provider, e.g. http://localhost:8000/callback")
+	f.StringVar(&oo.CAFile, "ca-file", "", "trust the CA certificates in this PEM `FILE` too (a provider with a private CA)")
+	f.StringVar(&oo.AuthURL, "auth-url", "", "authorization endpoint, for a provider without OpenID discovery")
+	f.StringVar(&oo.TokenURL, "token-url", "", "token endpoint; set, it replaces OpenID discovery")
+	f.StringVar(&oo.DeviceURL, "device-url", "", "device authorization endpoint, without discovery")
+	f.StringVar(&oo.RevokeURL, "revoke-url", "", "revocation endpoint, without discovery")
+	f.StringVar(&oo.UserinfoURL, "userinfo-url", "", "userinfo (or user) endpoint, without discovery")
+	f.StringVar(&oo.JWKSURL, "jwks-url", "", "the provider's key set, without discovery (to verify ID tokens)")
+}
+
+// set reports whether any provider flag was given.
+func (oo *oauthOptions) set() bool {
+	return oo.SecretStdin || oo.SecretFile != "" || oo.AuthMethod != "" || oo.Audience != "" || len(oo.Resource) > 0 ||
+		len(oo.AuthParams) > 0 || oo.RedirectURL != "" || oo.CAFile != "" || oo.endpoints() != (client.Endpoints{})
+}
+
+func (oo *oauthOptions) endpoints() client.Endpoints {
+	return client.Endpoints{AuthURL: oo.AuthURL, TokenURL: oo.TokenURL, DeviceURL: oo.DeviceURL, RevokeURL: oo.RevokeURL,
+		UserinfoURL: oo.UserinfoURL, JWKSURL: oo.JWKSURL}
+}
+
+// maxSecretFile bounds --client-secret-file: a secret is a line, not a file.
+const maxSecretFile = 64 << 10
+
+// providerRequest fills req with the provider flags, checked: usage errors
+// name the flag.
+func (oo *oauthOptions) providerRequest(g *globals, req *flows.OAuthRequest) error {
+	switch {
+	case oo.SecretStdin && oo.SecretFile != "":
+		return usagef("choose one of --client-secret-stdin and --client-secret-file")
+	case oo.SecretStdin:
+		b, err := g.stdinSecret("--client-secret-stdin", "client secret")
+		if err != nil {
+			return err
+		}
+		req.ClientSecret = string(b)
+	case oo.SecretFile != "":
+		secret, err := readSecretFile(oo.SecretFile)
+		if err != nil {
+			return err
+		}
+		req.ClientSecret = secret
+	}
+	switch oo.AuthMethod {
+	case "", client.AuthMethodBasic, client.AuthMethodPost, client.AuthMethodNone:
+	default:
+		return usagef("--auth-method %q: use %s, %s or %s", oo.AuthMethod, client.AuthMethodBasic, client.AuthMethodPost, client.AuthMethodNone)
+	}
+	if oo.AuthMethod != "" && oo.AuthMethod != client.AuthMethodNone && req.ClientSecret == "" {
+		return usagef("--auth-method %s needs the client secret: pass --client-secret-stdin or --client-secret-file FILE", oo.AuthMethod)
+	}
+	req.AuthMethod, req.Audience, req.Resource = oo.AuthMethod, oo.Audience, oo.Resource
+	if len(oo.AuthParams) > 0 {
+		req.AuthParams = url.Values{}
+		for _, kv := range oo.AuthParams {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return usagef("--auth-param %q: give it as name=value, e.g. --auth-param prompt=login", kv)
+			}
+			req.AuthParams.Add(k, v)
+		}
+		if err := flows.CheckAuthParams(req.AuthParams); err != nil {
+			return usageError{err}
+		}
+	}
+	if oo.RedirectURL != "" {
+		if _, err := flows.ParseRedirectURL(oo.RedirectURL); err != nil {
+			return usageError{err}
+		}
+		req.RedirectURL = oo.RedirectURL
+	}
+	if oo.CAFile != "" {
+		abs, err := filepath.Abs(oo.CAFile) // remembered: a later run may start elsewhere
+		if err != nil {
+			return usagef("--ca-file %s: %v", oo.CAFile, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return usagef("--ca-file %s: %v; give the path of the CA's PEM certificate", oo.CAFile, err)
+		}
+		req.CAFile = abs
+	}
+	e := oo.endpoints()
+	if e.TokenURL == "" && e != (client.Endpoints{}) {
+		return usagef("--auth-url, --device-url, --revoke-url, --userinfo-url and --jwks-url describe a provider without discovery: give its --token-url too")
+	}
+	if e.TokenURL != "" && oo.Issuer == "" && req.Server != "" {
+		return usagef("--token-url is for a provider without discovery, not a latch --server")
+	}
+	for flag, u := range map[string]string{"auth-url": e.AuthURL, "token-url": e.TokenURL, "device-url": e.DeviceURL,
+		"revoke-url": e.RevokeURL, "userinfo-url": e.UserinfoURL, "jwks-url": e.JWKSURL} {
+		if u == "" {
+			continue
+		}
+		if err := g.checkURL(flag, u); err != nil {
+			return err
+		}
+	}
+	req.Endpoints = e
+	return nil
+}
+
+// readSecretFile reads a client secret from its first line of path.
+func readSecretFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", usagef("--client-secret-file: %v", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return "", fmt.Errorf("--client-secret-file %s: %w", path, err)
+	}
+	if len(b) > maxSecretFile {
+		return "", usagef("--client-secret-file %s is larger than %d KiB; it should hold the secret alone", path, maxSecretFile>>10)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimRight(line, "\r")
+	if line == "" {
+		return "", usagef("--client-secret-file %s is empty", path)
+	}
+	return line, nil
 }
 
 // wantsOAuth reports whether login goes through OAuth: asked for by a flag,
 // or (with no server or user given) because the profile logged in again was
 // made by an OAuth login.
 func (o *loginOptions) wantsOAuth(e *flows.Env) bool {
-	if o.OAuth.Issuer != "" || o.OAuth.ClientID != "" || o.OAuth.Browser || o.OAuth.Device {
+	if o.OAuth.Issuer != "" || o.OAuth.ClientID != "" || o.OAuth.Browser || o.OAuth.Device || o.OAuth.set() {
 		return true
 	}
 	if o.Server != "" || o.Username != "" {
@@ -48,11 +197,15 @@ func oauthRun(ctx context.Context, o *loginOptions, e *flows.Env) error {
 	if oo.Scopes != "" {
 		req.Scopes = strings.FieldsFunc(oo.Scopes, func(r rune) bool { return r == ' ' || r == ',' })
 	}
-	if req = e.OAuthDefaults(req); req.Server == "" && req.Issuer == "" {
-		return usagef("say where to log in: --server URL (a latch server) or --issuer URL --client-id ID")
+	if err := oo.providerRequest(g, &req); err != nil {
+		return err
 	}
-	if req.Issuer != "" && req.ClientID == "" {
-		return usagef("--issuer needs --client-id (the client registered at that provider)")
+	if req = e.OAuthDefaults(req); req.Server == "" && req.Issuer == "" && req.Endpoints.TokenURL == "" {
+		return usagef("say where to log in: --server URL (a latch server), --issuer URL --client-id ID, " +
+			"or a provider without discovery: --token-url URL --client-id ID")
+	}
+	if (req.Issuer != "" || req.Endpoints.TokenURL != "") && req.ClientID == "" {
+		return usagef("--issuer and --token-url need --client-id (the client registered at that provider)")
 	}
 	for flag, u := range map[string]string{"server": req.Server, "issuer": req.Issuer} {
 		if u == "" {

@@ -45,11 +45,11 @@ func newProfileCmd(g *globals) *cobra.Command {
 				return writeJSON(g.out, out)
 			}
 			if len(list) == 0 {
-				fmt.Fprintln(g.out, "No profiles yet. Run latch login --server URL, or latch signup.")
+				fmt.Fprintln(g.out, "No profiles yet. "+firstLogin)
 				return nil
 			}
 			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "\tNAME\tSERVER\tUSER\tSTATE")
+			fmt.Fprintln(tw, "\tNAME\tSERVER OR ISSUER\tUSER\tSTATE")
 			for _, st := range list {
 				mark := ""
 				if st.Current {

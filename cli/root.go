@@ -103,11 +103,17 @@ func usageArgs(cmd *cobra.Command) {
 // terminal back as it found it and exits at once, as it does on a second
 // signal.
 func Execute() int {
+	// Invoked as docker-credential-latch (a link to latch): docker's
+	// credential helper protocol, not the command line.
+	if code, ok := dockerHelperMain(os.Args); ok {
+		return code
+	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	releaseSignals = func() { signal.Stop(sigs) } // latch exec passes them on instead
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -148,7 +154,13 @@ func exitCode(cmd *cobra.Command, err error, stderr io.Writer) int {
 	var ue usageError
 	var ql quietLoginRequired
 	var qv quietLocked
+	var es exitStatus
 	switch {
+	case errors.As(err, &es): // latch exec: CMD's own status
+		if es.err != nil {
+			fmt.Fprintln(stderr, "latch:", es.err)
+		}
+		return es.code
 	case errors.As(err, &qv):
 		return exitLocked
 	case errors.As(err, &ql):

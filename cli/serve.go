@@ -44,7 +44,8 @@ It is also an OAuth 2.0 / OpenID Connect provider for the same accounts, at
 the issuer URL: discovery at /.well-known/openid-configuration, /authorize,
 /oauth/token, /device_authorization (the user goes to /device), /revoke,
 /userinfo, /oauth/introspect, /end_session and /keys. The client latch-cli is
-built in (public, PKCE, loopback redirects on any port, device grant). More
+built in (public, PKCE, device grant, and any loopback redirect: localhost,
+127.0.0.1 or [::1], on any port and path, as CLI tools expect). More
 clients come from --clients FILE, in YAML (or JSON):
 
   clients:

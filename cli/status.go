@@ -45,6 +45,8 @@ type profileJSON struct {
 	IssuedAt         *time.Time `json:"issued_at,omitempty"`
 	Rotations        int        `json:"rotations"`
 	NextRotationAt   *time.Time `json:"next_rotation_at,omitempty"`
+	// RefusedAt is when the provider refused the session (state "refused").
+	RefusedAt *time.Time `json:"refused_at,omitempty"`
 }
 
 type statusOptions struct {
@@ -151,6 +153,7 @@ func toProfileJSON(st flows.ProfileStatus) profileJSON {
 		p.IssuedAt = timePtr(t.IssuedAt)
 		p.Rotations = t.Rotations
 		p.NextRotationAt = timePtr(t.RotateAt)
+		p.RefusedAt = timePtr(t.RefusedAt)
 	}
 	return p
 }
@@ -163,16 +166,21 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
+// firstLogin is the advice of status and profile list before any login.
+const firstLogin = "Run latch login --server URL (a latch server), " +
+	"latch login --issuer URL --client-id ID (an OpenID provider), or latch signup."
+
 var stateText = map[string]string{
 	flows.StateLoggedIn:  "logged in",
 	flows.StateExpired:   "session expired: log in again",
+	flows.StateRefused:   "refused by the provider: log in again",
 	flows.StateLoggedOut: "logged out",
 	flows.StateUnknown:   "unknown",
 }
 
 func printStatus(w io.Writer, s statusJSON, now time.Time) {
 	if len(s.Profiles) == 0 {
-		fmt.Fprintln(w, "Not logged in: no profiles yet. Run latch login --server URL, or latch signup.")
+		fmt.Fprintln(w, "Not logged in: no profiles yet. "+firstLogin)
 	}
 	for i, p := range s.Profiles {
 		if i > 0 {
@@ -193,7 +201,13 @@ func printStatus(w io.Writer, s statusJSON, now time.Time) {
 		if p.Username != "" {
 			fmt.Fprintf(w, "  user:       %s\n", p.Username)
 		}
-		fmt.Fprintf(w, "  state:      %s\n", stateText[p.State])
+		state := stateText[p.State]
+		if p.RefusedAt != nil && p.State == flows.StateRefused {
+			// The tokens are still saved: say when the provider ended the
+			// session, so the access time below is not read as a login.
+			state = fmt.Sprintf("refused by the provider %s: log in again", when(now, *p.RefusedAt))
+		}
+		fmt.Fprintf(w, "  state:      %s\n", state)
 		if p.Kind == "account" {
 			mfa := "off"
 			if p.MFA {

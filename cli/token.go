@@ -3,39 +3,113 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/latch-dev/latch/flows"
 )
 
+type tokenOptions struct {
+	g        *globals
+	Header   bool
+	JSON     bool
+	IDToken  bool
+	MinValid time.Duration
+	Decode   bool
+}
+
 func newTokenCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	o := &tokenOptions{g: g}
+	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Print a valid access token, refreshing it if needed",
 		Long: `Print the profile's access token on stdout. When it is about to expire (or
 the session's refresh token is three quarters through its idle lifetime),
 latch refreshes first, under a lock shared by every latch process, and saves
 the rotated refresh token before printing. Exit code 4 means the session is
-over: log in again.`,
+over: log in again.
+
+--header prints it as an HTTP header line, --json with its type, expiry and
+profile. --min-valid refreshes first when the token would expire sooner (for
+a long job). --decode shows its claims, not verified. --id-token is about an
+OpenID profile's ID token instead: printed, decoded, or added to --json.`,
 		Example: `  curl -H "Authorization: Bearer $(latch token)" http://127.0.0.1:8080/auth/me
-  latch token --profile work`,
+  curl -H "$(latch token --header)" http://127.0.0.1:8080/auth/me
+  latch token --profile work --min-valid 30m
+  latch token --json
+  latch token --decode
+  latch token --id-token --decode --profile google`,
 		Args: cobra.NoArgs,
-		RunE: g.withEnv(func(ctx context.Context, e *flows.Env, args []string) error {
-			tok, err := e.Token(ctx, g.profile)
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(g.out, tok)
-			return err
-		}),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return tokenRun(cmd.Context(), o)
+		},
 	}
+	f := cmd.Flags()
+	f.BoolVar(&o.Header, "header", false, "print \"Authorization: Bearer TOKEN\"")
+	f.BoolVar(&o.JSON, "json", false, "print access_token, token_type, expires_at and profile as JSON")
+	f.BoolVar(&o.IDToken, "id-token", false, "the ID token of an OpenID profile: printed, decoded, or added to --json")
+	f.DurationVar(&o.MinValid, "min-valid", 0, "refresh first if the token would expire within this time (e.g. 10m)")
+	f.BoolVar(&o.Decode, "decode", false, "show the token's header and claims (not verified); with --json, as JSON")
+	return cmd
+}
+
+// tokenJSON is latch token --json.
+type tokenJSON struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresAt   string `json:"expires_at"`
+	Profile     string `json:"profile"`
+	IDToken     string `json:"id_token,omitempty"`
+}
+
+func tokenRun(ctx context.Context, o *tokenOptions) error {
+	g := o.g
+	if o.MinValid < 0 {
+		return usagef("--min-valid %s: give a positive duration, like 10m", o.MinValid)
+	}
+	if o.Header && (o.JSON || o.Decode || o.IDToken) {
+		// An ID token says who logged in; it is not for sending to APIs.
+		return usagef("--header prints the access token alone: leave out --json, --decode and --id-token")
+	}
+	e, err := g.openEnv(ctx)
+	if err != nil {
+		return err
+	}
+	it, err := e.TokenFor(ctx, g.profile, flows.TokenOptions{MinValid: o.MinValid, IDToken: o.IDToken})
+	switch {
+	case errors.Is(err, flows.ErrMinValid):
+		return usagef("--min-valid %s: %v; ask for less", o.MinValid, err)
+	case errors.Is(err, flows.ErrNoIDToken):
+		return usageError{fmt.Errorf("--id-token: %w (it is for profiles logged in with latch login --issuer URL)", err)}
+	case err != nil:
+		return err
+	}
+	tok := it.AccessToken
+	if o.IDToken {
+		tok = it.IDToken
+	}
+	switch {
+	case o.Decode:
+		return writeJWT(g.out, tok, o.JSON, time.Now())
+	case o.JSON:
+		return writeJSON(g.out, tokenJSON{
+			AccessToken: it.AccessToken, TokenType: it.TokenType, Profile: it.Profile, IDToken: it.IDToken,
+			ExpiresAt: it.Expiry.UTC().Format(time.RFC3339),
+		})
+	case o.Header:
+		_, err = fmt.Fprintf(g.out, "Authorization: %s %s\n", it.TokenType, tok)
+		return err
+	}
+	_, err = fmt.Fprintln(g.out, tok)
+	return err
 }
 
 type apiOptions struct {

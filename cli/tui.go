@@ -6,6 +6,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/latch-dev/latch/client"
+	"github.com/latch-dev/latch/flows"
 	"github.com/latch-dev/latch/tui"
 )
 
@@ -24,8 +26,25 @@ func tuiRunE(g *globals) func(*cobra.Command, []string) error {
 		if err != nil {
 			return err
 		}
-		return tui.Run(cmd.Context(), tui.Options{Env: e, Profile: g.profile}, g.in, g.out)
+		opts := tui.Options{Env: e, Profile: g.profile}
+		g.traceInto(e, &opts)
+		return tui.Run(cmd.Context(), opts, g.in, g.out)
 	}
+}
+
+// traceInto sends every exchange, step and check of the interface's flows
+// to its trace pane, and what a flow waits for to its screen, never to the
+// terminal the interface draws on. The feed never blocks a flow.
+func (g *globals) traceInto(e *flows.Env, o *tui.Options) {
+	feed := tui.NewTraceFeed()
+	prev := g.trace
+	g.trace = feed.Trace
+	if prev != nil && !isTerminal(g.err) {
+		// --debug with stderr sent to a file: the file gets it too.
+		g.trace = func(ev client.Event) { feed.Trace(ev); prev(ev) }
+	}
+	e.Progress = feed.Progress
+	o.Trace = feed
 }
 
 // interactive reports whether both ends of latch are a terminal a person

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/latch-dev/latch/client"
 	"github.com/latch-dev/latch/flows"
 	"github.com/latch-dev/latch/tui"
 	"github.com/latch-dev/latch/vault"
@@ -87,5 +88,40 @@ func TestDemoRefusesBadFlags(t *testing.T) {
 		if err := cmd.Execute(); !errors.As(err, &ue) || strings.Contains(err.Error(), "terminal") {
 			t.Errorf("demo %v: %v, want a usage error about the flag", args, err)
 		}
+	}
+}
+
+// The interface takes over the trace and the progress messages: nothing a
+// flow reports reaches the terminal it draws on, unless --debug's output
+// goes to a file, which then gets the trace too.
+func TestInterfaceTakesTheTrace(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		debug     bool
+		wantDebug int
+	}{
+		{"no --debug", false, 0},
+		{"--debug to a file", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			g := newGlobals()
+			g.err = &stderr
+			debugged := 0
+			if tc.debug {
+				g.trace = func(client.Event) { debugged++ }
+			}
+			e := &flows.Env{Progress: func(msg string) { stderr.WriteString(msg) }}
+			var o tui.Options
+			g.traceInto(e, &o)
+			if o.Trace == nil {
+				t.Fatal("no feed for the interface")
+			}
+			g.traceEvent(client.Event{Note: "a step"})
+			e.Progress("waiting")
+			if stderr.Len() != 0 || debugged != tc.wantDebug {
+				t.Fatalf("stderr %q, --debug got %d events; want nothing on stderr and %d", stderr.String(), debugged, tc.wantDebug)
+			}
+		})
 	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command keyctlread is a floor for bench/token.sh: the least a program can
 // do to print a secret kept in the kernel keyring — find the uid's persistent
 // keyring, search it for one "user" key by description, read it, print it.
