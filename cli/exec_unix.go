@@ -12,6 +12,9 @@ import (
 // is close-on-exec. A terminal's Ctrl+C then reaches CMD once, as it would
 // without latch, rather than once from the terminal and again from latch.
 func runCommand(g *globals, path string, args, env []string) error {
+	// From here a signal does to latch what it would do to CMD, rather
+	// than cancel a command that has nothing left to cancel.
+	releaseSignals()
 	if err := syscall.Exec(path, args, env); err != nil {
 		return exitStatus{code: exitCannotRun, err: fmt.Errorf("cannot run %s: %w", args[0], err)}
 	}
