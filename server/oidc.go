@@ -140,6 +140,16 @@ func (s *Server) authorize(p *op.Provider) http.Handler {
 			return
 		}
 		q := r.Form
+		for k, vs := range q {
+			// RFC 6749 §3.1. op reads the last value of each, these
+			// checks the first: a repeated redirect_uri would pass here
+			// and send the code where op reads it.
+			if len(vs) > 1 {
+				s.pageError(w, http.StatusBadRequest, "This authorization request repeats the parameter "+
+					strconv.Quote(k)+", so it is refused.")
+				return
+			}
+		}
 		c := s.op.clients[q.Get("client_id")]
 		if c == nil {
 			s.pageError(w, http.StatusBadRequest, "The application that sent you here is not registered with this server.")
