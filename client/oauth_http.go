@@ -91,7 +91,7 @@ func checkJSONAnswer(op string, resp *http.Response, body []byte, types []string
 		return &APIError{Status: http.StatusUnauthorized, Type: "about:blank", Title: "the provider refused the access token"}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return statusError(r, nil)
+		return providerAdvice(statusError(r, nil), r)
 	}
 	mt := mediaType(resp.Header)
 	for _, t := range types {
@@ -103,7 +103,36 @@ func checkJSONAnswer(op string, resp *http.Response, body []byte, types []string
 		}
 		return nil
 	}
-	return &ResponseError{Status: resp.StatusCode, op: op, Reason: describeNonJSON(r)}
+	return providerAdvice(&ResponseError{Status: resp.StatusCode, op: op, Reason: describeNonJSON(r)}, r)
+}
+
+// checkProviderURL is what to check when a provider's endpoint answers as
+// no OpenID provider would: the URL came from --issuer or --server (its
+// discovery document) or from an endpoint flag.
+const checkProviderURL = "check the provider's URL (--issuer, --server, or the endpoint flag that gave it)"
+
+// providerAdvice rewords the advice statusError and describeNonJSON give
+// for the account API, which names --server and latch versions, for an
+// endpoint of a provider.
+func providerAdvice(err error, r *reply) error {
+	var re *ResponseError
+	if !errors.As(err, &re) {
+		return err
+	}
+	switch {
+	case r.status >= 300 && r.status < 400:
+		re.Reason = "the provider redirects"
+		if where := r.header.Get("Location"); where != "" {
+			re.Reason += " to " + safeLocation(where)
+		}
+		re.Reason += "; latch does not follow redirects: " + checkProviderURL
+	case r.status != http.StatusOK && r.status < 400:
+		re.Reason = fmt.Sprintf("the provider answered %d where 200 and JSON were expected; %s", r.status, checkProviderURL)
+	case len(r.body) > 0 && (mediaType(r.header) == "text/html" || looksLikeHTML(r.body)):
+		re.Reason = "the provider answered with an HTML page instead of JSON; " + checkProviderURL +
+			", or a proxy in front of the provider failed"
+	}
+	return err
 }
 
 // providerError turns what a call to the provider returned into this

@@ -98,6 +98,9 @@ func NewProvider(ctx context.Context, cfg ProviderConfig, opts Options) (*Provid
 		return nil, err
 	}
 	timeout := opts.callTimeout()
+	// A provider may echo the secret in an error answer, where the
+	// redaction rules cannot tell it from text.
+	opts.Trace = withKnownSecrets(opts.Trace, cfg.ClientSecret)
 	p := &Provider{
 		ClientID:   cfg.ClientID,
 		secret:     cfg.ClientSecret,

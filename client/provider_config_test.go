@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -155,3 +156,41 @@ func TestNewProviderEndpoints(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A provider URL that answers as no provider would gets advice about the
+// provider's URL, not the account API's (--server, a proxy in front of
+// latch, a latch version).
+func TestProviderAnswerAdvice(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		header map[string]string
+		body   string
+		says   string
+	}{
+		{"HTML page", 200, map[string]string{"Content-Type": "text/html"}, "<!doctype html><p>a web site", "HTML page"},
+		{"HTML not found", 404, map[string]string{"Content-Type": "text/html"}, "<html><p>not found", "HTML page"},
+		{"redirect", 302, map[string]string{"Location": "https://login.example/sso"}, "", "redirects to https://login.example/sso"},
+		{"no content", 204, nil, "", "answered 204"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tc.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tc.status)
+				_, _ = w.Write([]byte(tc.body))
+			}))
+			defer srv.Close()
+			_, err := Discover(context.Background(), srv.URL, "cli", Options{})
+			if err == nil {
+				t.Fatal("discovery succeeded")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.says) || !strings.Contains(msg, "--issuer") ||
+				strings.Contains(msg, "in front of latch") || strings.Contains(msg, "latch version") {
+				t.Fatalf("error %q: want one saying %q and naming --issuer", msg, tc.says)
+			}
+		})
+	}
+}

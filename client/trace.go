@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -320,4 +324,65 @@ func sortedHeaderNames(h http.Header) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// withKnownSecrets wraps t so that the secrets given (a client secret)
+// are masked wherever they appear in an event, in the forms a provider
+// may echo them (as sent, form- or path-encoded, JSON- or HTML-escaped):
+// the redaction rules (trace_redact.go) catch a secret by its name or its
+// random look, not one like "opensesame-please" quoted in an
+// error_description or an HTML page.
+// Secrets shorter than 4 characters are left, as by redact.
+func withKnownSecrets(t Tracer, secrets ...string) Tracer {
+	if t == nil {
+		return nil
+	}
+	var forms []string
+	for _, s := range secrets {
+		if len(s) < 4 {
+			continue
+		}
+		j, _ := json.Marshal(s)
+		forms = append(forms, s, url.QueryEscape(s), url.PathEscape(s), string(j[1:len(j)-1]), html.EscapeString(s))
+	}
+	if len(forms) == 0 {
+		return t
+	}
+	// Longest first, so that a form holding another is replaced whole.
+	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	forms = slices.Compact(forms)
+	pairs := make([]string, 0, 2*len(forms))
+	for _, f := range forms {
+		pairs = append(pairs, f, masked)
+	}
+	r := strings.NewReplacer(pairs...)
+	return func(ev Event) {
+		ev.Note = r.Replace(ev.Note)
+		if c := ev.Check; c != nil {
+			ev.Check = &Check{Name: c.Name, OK: c.OK, Detail: r.Replace(c.Detail)}
+		}
+		if x := ev.Exchange; x != nil {
+			y := *x
+			y.URL, y.RequestBody, y.ResponseBody, y.Err = r.Replace(x.URL), r.Replace(x.RequestBody),
+				r.Replace(x.ResponseBody), r.Replace(x.Err)
+			y.RequestHeader, y.ResponseHeader = replaceHeader(r, x.RequestHeader), replaceHeader(r, x.ResponseHeader)
+			ev.Exchange = &y
+		}
+		t(ev)
+	}
+}
+
+func replaceHeader(r *strings.Replacer, h http.Header) http.Header {
+	if h == nil {
+		return nil
+	}
+	out := make(http.Header, len(h))
+	for name, vs := range h {
+		c := make([]string, len(vs))
+		for i, v := range vs {
+			c[i] = r.Replace(v)
+		}
+		out[name] = c
+	}
+	return out
 }

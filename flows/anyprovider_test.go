@@ -145,6 +145,10 @@ func TestAnyProviderAuthorizationParameters(t *testing.T) {
 			nil, nil, "--auth-param redirect_uri"},
 		{"code_challenge refused", func(r *OAuthRequest) { r.AuthParams = url.Values{"code_challenge": {"x"}} },
 			nil, nil, "--auth-param code_challenge"},
+		// A secret would be a flag value, in the browser's history and in
+		// the profiles file.
+		{"client_secret refused", func(r *OAuthRequest) { r.AuthParams = url.Values{"client_secret": {"x"}} },
+			nil, nil, "--client-secret-stdin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := newOAuthEnv(t)
@@ -379,6 +383,13 @@ func TestAnyProviderGitHubDevice(t *testing.T) {
 	if again := OAuthRequestFor(p); again.Endpoints != req.Endpoints || again.ClientID != req.ClientID {
 		t.Fatalf("login again: %+v", again)
 	}
+	// Logging out cannot end a token that never expires: the user is
+	// told to revoke it at the provider, not that it will expire.
+	lr, err := o.Logout(o.ctx, p.Name, false, false)
+	if err != nil || !strings.Contains(lr.ProviderNotTold, "does not expire") ||
+		!strings.Contains(lr.ProviderNotTold, "revoke it at the provider") {
+		t.Fatalf("logout: %+v, %v", lr, err)
+	}
 }
 
 // The device flow authenticates a confidential client at the device
@@ -408,5 +419,71 @@ func TestAnyProviderClientSecretDevice(t *testing.T) {
 				t.Fatalf("polling: auth %q, form %v", s.LastClientAuth, s.LastTokenForm)
 			}
 		})
+	}
+}
+
+// A CA file given by a relative path (the interface's field takes one as
+// typed) is remembered absolute: the refresh, run from another directory,
+// still finds it.
+func TestAnyProviderCAFileRelative(t *testing.T) {
+	o := newOAuthEnv(t, func(c *fakeidp.Config) { c.TLS = true })
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, o.idp.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	req := o.req()
+	req.CAFile = "ca.pem"
+	b, err := o.StartBrowserLogin(o.ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := make(chan *fakeidp.Page, 1)
+	go func() {
+		p, err := fakeidp.BrowseWith(o.ctx, o.idp.Server.Client(), b.URL)
+		if err != nil {
+			p = &fakeidp.Page{Body: err.Error()}
+		}
+		page <- p
+	}()
+	res, err := o.FinishBrowserLogin(o.ctx, b)
+	if p := <-page; err != nil {
+		t.Fatalf("login: %v (%s)", err, p.Body)
+	}
+	if want, _ := filepath.EvalSymlinks(ca); res.Profile.CAFile != ca && res.Profile.CAFile != want {
+		t.Fatalf("profile remembers CA %q, want %q", res.Profile.CAFile, ca)
+	}
+	t.Chdir(t.TempDir())
+	o.expire()
+	if _, err := o.Token(o.ctx, ""); err != nil {
+		t.Fatalf("refresh from another directory: %v", err)
+	}
+}
+
+// A revocation the provider refuses because of the client's credentials
+// (a secret rotated there) revoked nothing: logout keeps the saved session
+// and says so, rather than forgetting a token still alive at the provider.
+func TestAnyProviderLogoutClientRefusedKeepsTokens(t *testing.T) {
+	o := newOAuthEnv(t, func(c *fakeidp.Config) { c.ClientSecret, c.AuthMethods = testSecret, []string{"client_secret_basic"} })
+	req := o.req()
+	req.ClientSecret = testSecret
+	res, page, err := o.browserLogin(req)
+	if err != nil {
+		t.Fatalf("login: %v (page %s)", err, page.Body)
+	}
+	name := res.Profile.Name
+	if err := o.Secrets.Set(o.ctx, vault.ClientSecretKey(name), []byte("rotated-"+testSecret)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = o.Logout(o.ctx, name, false, false)
+	wantErr(t, err, nil, "invalid_client")
+	wantErr(t, err, nil, "--local")
+	noSecrets(t, err, "rotated-"+testSecret)
+	if rt, err := o.Tokens().RefreshToken(o.ctx, name); err != nil || rt == "" {
+		t.Fatalf("the saved session is gone: %q, %v", rt, err)
+	}
+	if s := o.idp.Stats(); len(s.Revocations) != 0 {
+		t.Fatalf("revocations: %v", s.Revocations)
 	}
 }

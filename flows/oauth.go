@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -140,6 +141,14 @@ func (e *Env) prepareOAuth(ctx context.Context, req OAuthRequest) (*oauthLogin, 
 		if _, err := ParseRedirectURL(req.RedirectURL); err != nil {
 			return nil, err
 		}
+	}
+	if req.CAFile != "" {
+		// The profile remembers it, and a refresh may run anywhere.
+		abs, err := filepath.Abs(req.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("CA file %s: %w", req.CAFile, err)
+		}
+		req.CAFile = abs
 	}
 	if err := e.vaultReady(ctx); err != nil {
 		return nil, err

@@ -24,10 +24,21 @@ func (req OAuthRequest) providerConfig(issuer string) client.ProviderConfig {
 		AuthParams: req.AuthParams, CAFile: req.CAFile}
 }
 
+// secretAuthParams are secrets that have no place among the extra
+// authorization parameters.
+var secretAuthParams = []string{"client_secret", "client_assertion", "code_verifier", "password"}
+
 // CheckAuthParams refuses extra authorization parameters that would replace
-// one latch sets itself (state, nonce, PKCE, the client, redirect or scope).
+// one latch sets itself (state, nonce, PKCE, the client, redirect or scope),
+// and secrets, which would be saved in the profile.
 func CheckAuthParams(params url.Values) error {
 	for k := range params {
+		if slices.Contains(secretAuthParams, k) {
+			// It would be a flag value, in the browser's history and in
+			// the profiles file.
+			return fmt.Errorf("--auth-param %s=…: a secret is not an authorization parameter; "+
+				"give a client secret with --client-secret-stdin or --client-secret-file", k)
+		}
 		if slices.Contains(client.ReservedAuthParams, k) {
 			return fmt.Errorf("--auth-param %s=…: latch sets %s itself and it cannot be replaced; "+
 				"use --client-id, --scopes or --redirect-url for those", k, k)

@@ -294,6 +294,11 @@ func (e *Env) logoutOIDC(ctx context.Context, p vault.Profile, res *LogoutResult
 	}
 	if rt == "" {
 		res.ProviderNotTold = "the provider issued no refresh token, so there is nothing to revoke; the access token stays valid until it expires"
+		if ts, err := tm.Status(ctx, p.Name); err == nil && ts.AccessExpiresAt.Sub(e.now()) > client.NoExpiry/2 {
+			// GitHub's OAuth apps: nothing ends such a token but the user.
+			res.ProviderNotTold = "the provider issued no refresh token and the access token does not expire: " +
+				"revoke it at the provider (on GitHub: Settings, Applications, Authorized OAuth Apps)"
+		}
 		return res, tm.Forget(ctx, p.Name)
 	}
 	r := &providerRefresher{e: e, p: p}
@@ -307,6 +312,11 @@ func (e *Env) logoutOIDC(ctx context.Context, p vault.Profile, res *LogoutResult
 		res.Revoked = 1
 	case errors.Is(err, client.ErrNotSupported):
 		res.ProviderNotTold = "the provider offers no token revocation; the session ends there when its refresh token expires"
+	case p.Confidential && errors.As(err, &oe) && (oe.Code == "invalid_client" || oe.Code == "unauthorized_client"):
+		// The provider refused this client's secret (rotated there?),
+		// not the token: the session is still alive there, and forgetting
+		// its token would leave it so with nothing left to end it.
+		return keep(err)
 	case errors.As(err, &oe):
 		res.ProviderNotTold = "the provider refused to revoke the token: " + err.Error()
 	default:
