@@ -75,11 +75,25 @@ func TestE2EAnyProviderConfidentialBrowser(t *testing.T) {
 		!strings.Contains(string(cfg), redirect) {
 		t.Fatalf("profiles file (%v):\n%s", err, cfg)
 	}
-	if st := e.status(); st.Issuer != idp.URL || st.State != "logged_in" {
+	st := e.status()
+	if st.Issuer != idp.URL || st.State != "logged_in" {
 		t.Fatalf("status: %+v", st)
 	}
+
+	// Logging in again to the named profile, the method given anew, takes
+	// the secret the vault keeps: nothing on stdin.
+	again := e.command("", "login", "-p", st.Name, "--browser", "--wait", "30s", "--auth-method", "client_secret_basic")
+	again.Env = append(again.Env, "LATCH_BROWSER="+opener)
+	if r := runCmd(t, again); r.code != 0 {
+		t.Fatalf("login again: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if s := idp.Stats(); s.LastClientAuth != "basic" {
+		t.Fatalf("login again authenticated with %q", s.LastClientAuth)
+	}
+	// The replaced session was revoked by the second login, this one by
+	// logout.
 	out := e.must("", "logout")
-	if s := idp.Stats(); len(s.Revocations) != 1 || s.LastClientAuth != "basic" {
+	if s := idp.Stats(); len(s.Revocations) != 2 || s.LastClientAuth != "basic" {
 		t.Fatalf("logout said %q; revocations %d by %q", out, len(s.Revocations), s.LastClientAuth)
 	}
 }

@@ -154,7 +154,7 @@ func TestJWTDecodeInput(t *testing.T) {
 		{"empty stdin", "\n", nil, false, exitUsage, "", "stdin was empty"},
 		{"white space inside", tok[:10] + " " + tok[10:], nil, false, exitError, "", "white space inside"},
 		{"two parts", "", []string{"aGVhZGVy.Y2xhaW1z"}, true, exitError, "", "not a JWT: 2 parts, want 3"},
-		{"one part (opaque)", "", []string{"opaque-token-0123456789"}, true, exitError, "", "not a JWT: 1 parts"},
+		{"one part (opaque)", "", []string{"opaque-token-0123456789"}, true, exitError, "", "not a JWT: 1 part (no dots)"},
 		{"JWE", "", []string{"eyJhbGciOiJSU0EtT0FFUCJ9.a2V5.aXY.Y2lwaGVy.dGFn"}, true, exitError, "", "encrypted (a JWE: 5 parts)"},
 		{"bad base64 header", "", []string{"!!!!." + b64(`{}`) + ".c2ln"}, true, exitError, "", "bad base64 in its header"},
 		{"header not an object", "", []string{b64(`[1]`) + "." + b64(`{}`) + ".c2ln"}, true, exitError, "", "header is not a JSON object"},

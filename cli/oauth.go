@@ -94,7 +94,9 @@ func (oo *oauthOptions) providerRequest(g *globals, req *flows.OAuthRequest) err
 	default:
 		return usagef("--auth-method %q: use %s, %s or %s", oo.AuthMethod, client.AuthMethodBasic, client.AuthMethodPost, client.AuthMethodNone)
 	}
-	if oo.AuthMethod != "" && oo.AuthMethod != client.AuthMethodNone && req.ClientSecret == "" {
+	// A named profile may keep the secret in the vault from its last login;
+	// the flow checks then, once it has read it.
+	if oo.AuthMethod != "" && oo.AuthMethod != client.AuthMethodNone && req.ClientSecret == "" && req.Profile == "" {
 		return usagef("--auth-method %s needs the client secret: pass --client-secret-stdin or --client-secret-file FILE", oo.AuthMethod)
 	}
 	req.AuthMethod, req.Audience, req.Resource = oo.AuthMethod, oo.Audience, oo.Resource

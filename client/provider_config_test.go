@@ -101,7 +101,7 @@ func TestCAFile(t *testing.T) {
 		name, file, wantErr string
 	}{
 		{"trusted", ca, ""},
-		{"no CA file", "", "pass --ca-file PEM (the CA's certificate) or set SSL_CERT_FILE"},
+		{"no CA file", "", "log in with --ca-file PEM (the CA's certificate; the profile keeps it) or set SSL_CERT_FILE"},
 		{"no certificate in it", empty, "holds no PEM certificate"},
 		{"missing file", filepath.Join(dir, "missing.pem"), "--ca-file"},
 	} {

@@ -48,7 +48,7 @@ func caPool(path string) (*x509.CertPool, error) {
 
 // caAdvice says what to do about a certificate this machine does not trust.
 const caAdvice = "the server's certificate is signed by an authority this machine does not trust; " +
-	"pass --ca-file PEM (the CA's certificate) or set SSL_CERT_FILE"
+	"log in with --ca-file PEM (the CA's certificate; the profile keeps it) or set SSL_CERT_FILE"
 
 // tlsAdvice describes a failure to trust the server's certificate, with
 // what to do about it; "" when err is something else. It goes by crypto/x509's

@@ -81,7 +81,11 @@ func decodeJWT(tok, what string) (*TokenView, error) {
 	case 5:
 		return nil, fmt.Errorf("the %s is encrypted (a JWE: 5 parts): only the key of its recipient can open it, and latch decodes signed JWTs (3 parts)", what)
 	default:
-		return nil, fmt.Errorf("the %s is not a JWT: %d parts, want 3 (header.claims.signature)", what, len(parts))
+		n := fmt.Sprintf("%d parts", len(parts))
+		if len(parts) == 1 {
+			n = "1 part (no dots)"
+		}
+		return nil, fmt.Errorf("the %s is not a JWT: %s, want 3 (header.claims.signature)", what, n)
 	}
 	var v TokenView
 	// The header is decoded here for display (go-jose keeps only the

@@ -28,6 +28,7 @@ var interfaceAdvice = []struct {
 	{regexp.MustCompile(`run latch login --server URL`), "add a server (a) on the Profiles screen and log in (l)"},
 	{regexp.MustCompile(`pick one with --profile NAME or latch profile use NAME`), "pick one on the Profiles screen (u makes it current)"},
 	{regexp.MustCompile(`give either a latch server \(--server\) or an issuer \(--issuer\), not both`), "give either a latch server or an OpenID provider, not both"},
+	{regexp.MustCompile(`check --client-id and --redirect-url`), "check the client id and the redirect URL (Advanced)"},
 }
 
 // cliAdvice is what only makes sense on the command line.

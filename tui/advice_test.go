@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/latch-dev/latch/client"
+	"github.com/latch-dev/latch/flows"
 	"github.com/latch-dev/latch/vault"
 )
 
@@ -74,6 +75,7 @@ func TestExplainAdvisesTheInterfaceNotFlags(t *testing.T) {
 			"only https:// is accepted"},
 		{"client id", errors.New("a login to an OpenID provider needs the client id latch is registered with there (--client-id)"),
 			"needs the client id latch is registered with there."},
+		{"slow callback", errors.New(flows.SlowCallbackHint), "check the client id and the redirect URL (Advanced)"},
 		// Advice no rule knows yet is dropped, not shown.
 		{"reworded advice", errors.New("the vault is busy; retry with latch vault unlock --timeout 1m"), "the vault is busy."},
 	} {

@@ -115,7 +115,7 @@ func (s *oauthBrowser) Update(msg tea.Msg) (Component, tea.Cmd) {
 		}
 	case ProgressMsg:
 		if s.login != nil && s.err == nil {
-			s.slow = msg.Text
+			s.slow = forInterface(msg.Text)
 		}
 	case tea.KeyPressMsg:
 		if key.Matches(msg, s.c.KeyMap.Copy) && s.login != nil {

@@ -218,7 +218,10 @@ func TestBrowserSaysWhenTheCallbackIsSlow(t *testing.T) {
 	t.Cleanup(cancel)
 	go feed.forward(ctx, func(m tea.Msg) { l.msgs <- m })
 	l.update(NavigateMsg{To: pageOAuthBrowser, OAuth: &flows.OAuthRequest{Issuer: fakeIssuer, ClientID: "latch-cli"}})
-	l.waitScreen("Still waiting for the browser", "unknown client id", fakeIssuer+"/authorize?", "Waiting for the browser")
+	l.waitScreen("Still waiting for the browser", "unknown client id", "check the client id", fakeIssuer+"/authorize?", "Waiting for the browser")
+	if strings.Contains(l.screen(), "--client-id") {
+		t.Fatalf("the interface names a flag:\n%s", l.screen())
+	}
 }
 
 // The pane open over a browser login that then succeeds gives way to the
