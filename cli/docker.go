@@ -249,6 +249,11 @@ func loadDockerRegistries(home string) (*dockerRegistryFile, error) {
 // latch) never sees half a file. An existing file keeps its mode; a new one
 // gets perm.
 func writeFileKeepMode(path string, data []byte, perm os.FileMode) (err error) {
+	// Renaming over a link would replace it (a dotfiles checkout's) with a
+	// file: write where it points instead.
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	if fi, err := os.Stat(path); err == nil {
 		perm = fi.Mode().Perm()
 	}

@@ -207,3 +207,35 @@ func TestAddCredHelper(t *testing.T) {
 		})
 	}
 }
+
+// TestAddCredHelperThroughLink: a docker config that is a symbolic link (a
+// dotfiles checkout) is changed where the link points, and stays a link;
+// the other keys in it are kept.
+func TestAddCredHelperThroughLink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "dotfiles", "docker-config.json")
+	if err := os.MkdirAll(filepath.Dir(real), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(real, []byte(`{"auths":{"other.io":{"auth":"eA=="}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "docker", "config.json")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := addCredHelper(path, "r.io"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(path); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced: %v %v", fi.Mode(), err)
+	}
+	b, _ := os.ReadFile(real)
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil || mustJSON(t, v) != `{"auths":{"other.io":{"auth":"eA=="}},"credHelpers":{"r.io":"latch"}}` {
+		t.Fatalf("the linked file holds %s (%v)", b, err)
+	}
+}

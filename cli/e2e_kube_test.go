@@ -230,9 +230,25 @@ func TestKubectl(t *testing.T) {
 	}
 
 	// 20 kubectl at once on an expired token: one rotation between them.
+	// kubectl starts slowly next to latch, so each runs latch through a
+	// barrier that waits (a bounded while) for all 20: the latch processes
+	// then truly race for the rotation.
+	const n = 20
+	barrier := t.TempDir()
+	wrapper := filepath.Join(t.TempDir(), "latch-barrier")
+	script := fmt.Sprintf(`#!/bin/sh
+: >%[1]s/$$
+i=0
+while [ "$(ls %[1]s | wc -l)" -lt %[2]d ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done
+exec %[3]s credential kubernetes -p default
+`, shellQuote(barrier), n, shellQuote(e.bin))
+	if err := os.WriteFile(wrapper, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// (set-credentials drops the args: the wrapper gives them.)
+	mustKubectl("config", "set-credentials", "latch-default", "--exec-command", wrapper)
 	e.waitRotationDue()
 	r1 := e.refreshes("rotated")
-	const n = 20
 	var wg sync.WaitGroup
 	results := make([]result, n)
 	for i := range n {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 )
 
@@ -168,5 +169,28 @@ func TestWithVar(t *testing.T) {
 		if got := strings.Join(withVar(tc.env, "T", "tok"), " "); got != tc.want {
 			t.Errorf("withVar(%v) = %q, want %q", tc.env, got, tc.want)
 		}
+	}
+}
+
+// TestIntegrationHelpHasExamples: every command of the integrations (latch
+// token, exec, credential, kube, git, docker, agent) shows an Example in
+// its help, the parents included.
+func TestIntegrationHelpHasExamples(t *testing.T) {
+	root := NewRootCmd()
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Example == "" {
+			t.Errorf("%q has no Example", c.CommandPath())
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	for _, name := range []string{"token", "exec", "credential", "kube", "git", "docker", "agent"} {
+		c, _, err := root.Find([]string{name})
+		if err != nil || c == root {
+			t.Fatalf("no command %q: %v", name, err)
+		}
+		walk(c)
 	}
 }
