@@ -1,6 +1,14 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latch-dev/latch/flows"
+	"github.com/latch-dev/latch/vault"
+)
 
 // newCredentialCmd groups the credential helpers other tools call on every
 // run: kubectl's exec plugin and git's credential helper.
@@ -15,4 +23,23 @@ func newCredentialCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(newCredentialKubernetesCmd(g), newCredentialGitCmd(g))
 	return cmd
+}
+
+// setupProfile is the profile a setup command (kube, git, docker) writes
+// into another tool's configuration: a profile of this machine, or, on a box
+// whose tokens come from a forwarded latch agent, one that agent serves
+// (forwarded) — asked for a token once, so that a profile it refuses is
+// refused here with its reason rather than with advice to log in on this box.
+func setupProfile(ctx context.Context, e *flows.Env, name string) (p vault.Profile, forwarded bool, err error) {
+	p, err = e.Profile(name)
+	if err == nil || name == "" || e.Forward == nil || !errors.Is(err, flows.ErrUnknownProfile) {
+		return p, false, err
+	}
+	if _, ferr := e.Forward.Token(ctx, name, flows.TokenOptions{}); ferr != nil {
+		if errors.Is(ferr, flows.ErrUnknownProfile) {
+			return p, false, err
+		}
+		return p, false, ferr
+	}
+	return vault.Profile{Name: name}, true, nil
 }

@@ -409,7 +409,7 @@ func (o *dockerSetupOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := e.Profile(o.g.profile)
+	p, _, err := setupProfile(ctx, e, o.g.profile)
 	if err != nil {
 		return err
 	}

@@ -255,6 +255,23 @@ func TestE2EForwardOverSSH(t *testing.T) {
 		t.Errorf("the agent logged %d allowed requests, want 4:\n%s", n, agentLog)
 	}
 
+	// The setup commands take a profile the agent serves, and refuse one
+	// it does not, with its reason rather than advice to log in here.
+	kubeconfig := filepath.Join(remoteHome, "kubeconfig")
+	for _, args := range []string{
+		"git setup --dry-run --host https://git.example.com -p allowed",
+		"kube setup -p allowed --kubeconfig " + kubeconfig,
+		"docker setup --print --registry registry.example.com -p allowed",
+	} {
+		if r := remote("", args); r.code != 0 || strings.Contains(r.stdout+r.stderr, "not logged in") {
+			t.Fatalf("remote latch %s: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := remote("", "git setup --dry-run --host https://git.example.com -p other"); r.code != exitError ||
+		!strings.Contains(r.stderr, "--forward-profile other") {
+		t.Fatalf("remote latch git setup -p other: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
 	// A laptop whose vault is locked, and with no passphrase to be had:
 	// the request fails at once (exit 5 there and here), no prompt waits.
 	locked := *e

@@ -366,7 +366,7 @@ func (o *gitSetupOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := e.Profile(o.g.profile)
+	p, forwarded, err := setupProfile(ctx, e, o.g.profile)
 	if err != nil {
 		return err
 	}
@@ -390,7 +390,7 @@ func (o *gitSetupOptions) run(ctx context.Context) error {
 		done += " and the paths under it"
 	}
 	done += ":\n  " + prefix + "helper = " + helper
-	if _, err := e.Tokens().Status(ctx, p.Name); errors.Is(err, flows.ErrLoginRequired) {
+	if _, err := e.Tokens().Status(ctx, p.Name); !forwarded && errors.Is(err, flows.ErrLoginRequired) {
 		done += fmt.Sprintf("\nProfile %s is not logged in: git gets no token until you run latch login -p %s.", p.Name, shellQuote(p.Name))
 	}
 	return o.apply(ctx, cmds, done)

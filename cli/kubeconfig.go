@@ -27,7 +27,7 @@ func kubeSetupRun(ctx context.Context, o *kubeSetupOptions) error {
 	if err != nil {
 		return err
 	}
-	p, err := e.Profile(g.profile)
+	p, _, err := setupProfile(ctx, e, g.profile)
 	if err != nil {
 		return err
 	}
