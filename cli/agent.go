@@ -47,7 +47,7 @@ access tokens — never refresh tokens, never the vault key — of the profiles
 named with --forward-profile, and nothing else. Forward that socket over SSH
 and latch on the remote box gets tokens with no vault there:
 
-  ssh -R /tmp/latch-fwd.sock:FORWARD_SOCKET host
+  ssh -o ExitOnForwardFailure=yes -R /tmp/latch-fwd.sock:FORWARD_SOCKET host
   host$ LATCH_AGENT_SOCK=/tmp/latch-fwd.sock latch token -p work
 
 (latch exec and the credential helpers work the same way there. A socket
@@ -161,7 +161,7 @@ func warnUnknownProfiles(cmd *cobra.Command, profiles []string) {
 func forwardHint(w io.Writer, fo *agent.ForwardOptions) {
 	fmt.Fprintf(w, `latch agent: forwarding socket %s hands out tokens of: %s
 latch agent: forward it (never the agent's own socket) with
-  ssh -R /tmp/latch-fwd.sock:%s HOST
+  ssh -o ExitOnForwardFailure=yes -R /tmp/latch-fwd.sock:%s HOST
 and on HOST run
   LATCH_AGENT_SOCK=/tmp/latch-fwd.sock latch token --profile %s
 `, fo.Socket, strings.Join(fo.Profiles, ", "), fo.Socket, fo.Profiles[0])
