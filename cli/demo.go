@@ -43,7 +43,9 @@ func newDemoCmd(g *globals) *cobra.Command {
 database, and open the interface on a "demo" profile, with a temporary
 LATCH_HOME and the memory vault (unless --vault says otherwise). Sign up,
 watch the tokens rotate in the background, look at the sessions and the
-token, log out.
+token, log out. Mail the server would send (email verification, password
+reset, security notices) lands in an in-memory mailbox instead, which the
+interface shows.
 
 Access tokens live 30 seconds here, so rotation is easy to watch. Quitting
 removes everything the demo created: the server, its database, the home
@@ -146,6 +148,9 @@ func startDemoServer(ctx context.Context, o *demoOptions, dir string) (string, f
 	srv, err := server.New(ctx, server.Config{
 		DBPath: filepath.Join(dir, "latch.db"), Issuer: url, SecretKey: key,
 		AccessTTL: o.AccessTTL, RefreshTTL: o.RefreshTTL, Logger: quiet,
+		// Mail stays in the dev mailbox, which the interface's Mailbox
+		// screen reads at GET /dev/mail: the demo sends nothing.
+		Mail: server.MailConfig{Dev: true},
 	})
 	if err != nil {
 		ln.Close()

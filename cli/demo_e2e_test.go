@@ -214,7 +214,7 @@ func TestE2EDemoInTmux(t *testing.T) {
 	p.keys("Escape")
 	p.waitFor(5*time.Second, "Account · demo")
 	p.keys("t")
-	p.waitFor(5*time.Second, "Access token", "alg        ES256", "type       access", "hidden: press s to show it")
+	p.waitFor(5*time.Second, "Access token", "alg        ES256", "type           access", "hidden: press s to show it")
 	p.shot("token")
 
 	p.keys("Escape")

@@ -22,11 +22,14 @@ type serveOptions struct {
 	Addr, DB, SecretKeyFile, Issuer string
 	ClientsFile                     string
 	Dev, InsecureHTTP, BehindProxy  bool
+	RequireVerifiedEmail            bool
 	TLSCert, TLSKey                 string
 	AccessTTL, RefreshTTL           time.Duration
 	SessionMax, ReuseGrace          time.Duration
 	RateIP, RateAccount             int
 	LogFormat, LogLevel             string
+	SMTPURL, SMTPPasswordFile       string
+	MailFrom                        string
 
 	// ready, when set, is told the address the server listens on.
 	ready func(addr string)
@@ -62,11 +65,24 @@ Make a secret with 'openssl rand -base64 32' and store its hash
 Public clients must use PKCE with S256.
 
 Binding an address other than loopback needs TLS (--tls-cert/--tls-key), or
---insecure-http when a TLS-terminating proxy stands in front.`,
+--insecure-http when a TLS-terminating proxy stands in front.
+
+Mail (email verification, password reset, security notices) goes out over
+SMTP: --smtp-url smtp://user@host:587 with STARTTLS, which is required
+unless the host is loopback (add ?starttls=off for a loopback relay without
+TLS), or smtps://user@host:465. The password comes from
+--smtp-password-file or the environment variable LATCH_SMTP_PASSWORD, never
+from a flag. Mail is queued in the database and sent by a worker with
+retries, so a dead mail server never holds up a request and a restart loses
+no mail; until an SMTP server is configured, mail waits in the queue.
+--dev keeps mail in an in-memory mailbox instead (GET /dev/mail, and a
+one-line notice in the log per mail); with --smtp-url too, it also sends.`,
 		Example: `  latch serve --dev
   latch serve --addr 127.0.0.1:8080 --db ./latch.db
   latch serve --addr :443 --tls-cert cert.pem --tls-key key.pem --issuer https://auth.example.com
-  latch serve --addr :443 --tls-cert cert.pem --tls-key key.pem --clients clients.yaml`,
+  latch serve --addr :443 --tls-cert cert.pem --tls-key key.pem --clients clients.yaml
+  LATCH_SMTP_PASSWORD=… latch serve --smtp-url smtp://latch@mail.example.com:587 --mail-from latch@example.com
+  latch serve --dev --smtp-url smtp://127.0.0.1:1025   # a local mailpit`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
@@ -86,12 +102,16 @@ Binding an address other than loopback needs TLS (--tls-cert/--tls-key), or
 	f.StringVar(&o.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	f.BoolVar(&o.InsecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (behind a TLS proxy)")
 	f.BoolVar(&o.BehindProxy, "behind-proxy", false, "take client IPs from the last X-Forwarded-For hop (only behind a proxy you run)")
+	f.BoolVar(&o.RequireVerifiedEmail, "require-verified-email", false, "refuse login until the account's email address is verified (and do not reveal taken addresses at signup)")
 	f.DurationVar(&o.AccessTTL, "access-ttl", server.DefaultAccessTTL, "access-token lifetime")
 	f.DurationVar(&o.RefreshTTL, "refresh-ttl", server.DefaultRefreshTTL, "sliding idle lifetime of a session")
 	f.DurationVar(&o.SessionMax, "session-max", server.DefaultSessionMax, "absolute lifetime of a session")
 	f.DurationVar(&o.ReuseGrace, "reuse-grace", server.DefaultReuseGrace, "window in which a rotated refresh token may be retried (0: no retries)")
 	f.IntVar(&o.RateIP, "rate-ip", server.DefaultRateIP, "register/login/refresh requests per minute per client IP (0 disables)")
 	f.IntVar(&o.RateAccount, "rate-account", server.DefaultRateAccount, "register/login/refresh requests per minute per account (0 disables)")
+	f.StringVar(&o.SMTPURL, "smtp-url", "", "SMTP server for mail: smtp://[user@]host[:587] (STARTTLS) or smtps://[user@]host[:465]")
+	f.StringVar(&o.SMTPPasswordFile, "smtp-password-file", "", "file holding the SMTP password (else env "+smtpPasswordEnv+")")
+	f.StringVar(&o.MailFrom, "mail-from", "", "sender address of mail, like 'latch <latch@example.com>' (needed with --smtp-url unless --dev)")
 	f.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -129,12 +149,17 @@ func serveRun(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	if !loopback && !tls && !o.InsecureHTTP {
 		return usagef("refusing plain HTTP on %q, which is not loopback: give --tls-cert and --tls-key, or --insecure-http behind a TLS proxy", o.Addr)
 	}
+	mail, err := o.mailConfig()
+	if err != nil {
+		return err
+	}
 
 	cfg := server.Config{
 		Issuer: o.Issuer, AccessTTL: o.AccessTTL, RefreshTTL: o.RefreshTTL,
 		SessionMax: o.SessionMax, ReuseGrace: o.ReuseGrace,
 		RateIP: disableZero(o.RateIP), RateAccount: disableZero(o.RateAccount),
-		BehindProxy: o.BehindProxy, Logger: logger,
+		BehindProxy: o.BehindProxy, Logger: logger, Mail: mail,
+		RequireVerifiedEmail: o.RequireVerifiedEmail,
 	}
 	if o.ReuseGrace == 0 {
 		cfg.ReuseGrace = -1 // the config's "never"; its zero means the default
@@ -187,7 +212,8 @@ func serveRun(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	url := scheme + "://" + ln.Addr().String()
 	if o.Dev {
 		fmt.Fprintf(stderr, "\n  latch serve --dev: a throwaway backend with an in-memory database.\n"+
-			"  Everything is lost when it stops (Ctrl-C).\n\n  Listening on %s\n  Try: curl %s/auth/config\n\n", url, url)
+			"  Everything is lost when it stops (Ctrl-C). Mail stays in a mailbox: curl %s/dev/mail\n\n"+
+			"  Listening on %s\n  Try: curl %s/auth/config\n\n", url, url, url)
 	}
 	logger.Info("listening", "url", url, "issuer", cfg.Issuer, "db", cfg.DBPath)
 	if o.ready != nil {

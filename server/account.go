@@ -68,6 +68,10 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, validationProblem(errs))
 		return
 	}
+	if s.cfg.RequireVerifiedEmail {
+		s.registerQuietly(w, r, req.Username, req.Email, req.Password)
+		return
+	}
 	// Answer a taken name before spending a hash on it; the unique index
 	// still decides races.
 	if errs := s.taken(r.Context(), req.Username, req.Email); len(errs) > 0 {
@@ -75,23 +79,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, conflict(errs))
 		return
 	}
-	hash, err := s.hasher.Hash(r.Context(), req.Password)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	var id int64
-	now := s.now().Unix()
-	err = s.st.tx(r.Context(), func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(r.Context(),
-			"INSERT INTO users (username, email, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-			req.Username, req.Email, hash, now, now)
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
-		return err
-	})
+	id, err := s.createUser(r.Context(), req.Username, req.Email, req.Password)
 	if col := uniqueViolation(err); col != "" {
 		s.metrics.registrations.inc("conflict")
 		s.writeError(w, r, conflict(fieldErrors{col: "is already taken"}))
@@ -104,6 +92,74 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	s.metrics.registrations.inc("ok")
 	s.log.Info("user registered", "user_id", id)
 	writeJSON(w, http.StatusCreated, map[string]int64{"user_id": id})
+}
+
+// createUser hashes the password and creates the account, with its first
+// verification mail.
+func (s *Server) createUser(ctx context.Context, username, email, password string) (int64, error) {
+	hash, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		return 0, err
+	}
+	var id int64
+	now := s.now().Unix()
+	err = s.st.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			"INSERT INTO users (username, email, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+			username, email, hash, now, now)
+		if err != nil {
+			return err
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		return s.sendToken(ctx, tx, id, username, email, purposeVerify, newAccountToken())
+	})
+	return id, err
+}
+
+// registerQuietly is registration when verified addresses are required: it
+// does not tell the caller that an address has an account. A taken address
+// gets the same 201, at the same cost (the password is hashed all the
+// same), and its owner a mail saying someone tried. A taken username is
+// still refused: the caller must pick another, and names are not secret.
+func (s *Server) registerQuietly(w http.ResponseWriter, r *http.Request, username, email, password string) {
+	ctx := r.Context()
+	if errs := s.taken(ctx, username, email); errs["username"] != "" {
+		s.metrics.registrations.inc("conflict")
+		s.writeError(w, r, conflict(fieldErrors{"username": errs["username"]}))
+		return
+	}
+	id, err := s.createUser(ctx, username, email, password)
+	col := uniqueViolation(err)
+	if col == "username" {
+		s.metrics.registrations.inc("conflict")
+		s.writeError(w, r, conflict(fieldErrors{"username": "is already taken"}))
+		return
+	}
+	if col == "email" {
+		s.metrics.registrations.inc("conflict")
+		err = s.st.tx(ctx, func(tx *sql.Tx) error {
+			var owner int64
+			if err := tx.QueryRowContext(ctx, "SELECT id FROM users WHERE email = ?", email).Scan(&owner); err != nil {
+				return err
+			}
+			return s.accountExists(ctx, tx, owner)
+		})
+		if err == nil {
+			s.log.Info("registration with a taken address: owner notified")
+		}
+	} else if err == nil {
+		s.metrics.registrations.inc("ok")
+		s.log.Info("user registered", "user_id", id)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// No user id: a made-up one for a taken address would give it away
+	// (ids are sequential, so the next signup would get the same one).
+	writeJSON(w, http.StatusCreated, struct{}{})
 }
 
 func (s *Server) taken(ctx context.Context, username, email string) fieldErrors {
@@ -164,8 +220,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var sess *session
 	err = s.st.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		sess, err = s.startSession(ctx, tx, uid, r.UserAgent())
-		return err
+		if sess, err = s.startSession(ctx, tx, uid, r.UserAgent()); err != nil {
+			return err
+		}
+		return s.noteSignIn(ctx, tx, uid, clientInfo{ip: s.clientIP(r), userAgent: r.UserAgent()})
 	})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -188,18 +246,22 @@ func (s *Server) checkPassword(r *http.Request, identifier, password string) (ui
 	}
 	ctx := r.Context()
 	var hash string
+	var verified bool
 	err = s.st.db.QueryRowContext(ctx,
-		"SELECT id, password_hash, mfa_enabled FROM users WHERE username = ? OR email = ?",
-		identifier, identifier).Scan(&uid, &hash, &mfa)
+		"SELECT id, password_hash, mfa_enabled, email_verified FROM users WHERE username = ? OR email = ?",
+		identifier, identifier).Scan(&uid, &hash, &mfa, &verified)
 	// Back off per identifier and, for a known user, per account, so that
 	// alternating username and email does not double the attempts. Unknown
-	// and known identifiers back off alike.
+	// and known identifiers back off alike. Only the identifier's own
+	// backoff says 429: the account's, reached through another identifier
+	// of it, would tell that the two are one account. It refuses as a
+	// wrong password does, at the same cost.
 	acct := acctKey(uid)
-	if d := max(s.backoff.wait(ident), s.backoff.wait(acct)); d > 0 {
+	if d := s.backoff.wait(ident); d > 0 {
 		s.metrics.logins.inc("limited")
 		return 0, false, rateLimited(retrySeconds(d))
 	}
-	if errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) || err == nil && s.backoff.wait(acct) > 0 {
 		s.hasher.VerifyDummy(ctx, password)
 		s.backoff.fail(ident)
 		s.metrics.logins.inc("failed")
@@ -226,8 +288,18 @@ func (s *Server) checkPassword(r *http.Request, identifier, password string) (ui
 	if rehash && !(isBcrypt(hash) && len(password) > 72) {
 		s.upgradeHash(ctx, uid, password)
 	}
+	// After the password: only the account's owner learns that the
+	// address is unverified, and no session or MFA step is handed out.
+	if s.cfg.RequireVerifiedEmail && !verified {
+		return 0, false, errEmailUnverified
+	}
 	return uid, mfa, nil
 }
+
+var errEmailUnverified = newProblem(http.StatusForbidden, probEmailUnverified, "Email not verified",
+	"This server requires a verified email address before login. Open the link in the verification mail "+
+		"(or run `latch email verify --token-stdin` with its token). No mail, or the link expired? "+
+		"Run `latch email resend`: it asks for your username or email, no login needed.")
 
 // upgradeHash replaces a bcrypt hash or an argon2id hash of old parameters
 // after a successful login. A failure is logged: the login still stands.
@@ -279,20 +351,22 @@ func (s *Server) respondTokens(w http.ResponseWriter, r *http.Request, sess *ses
 }
 
 type user struct {
-	ID         int64     `json:"id"`
-	Username   string    `json:"username"`
-	Email      string    `json:"email"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
-	MFAEnabled bool      `json:"mfa_enabled"`
+	ID       int64  `json:"id"`
+	Username string `json:"username"`
+	Email    string `json:"email"`
+	// EmailVerified: the owner proved the address with a mailed token.
+	EmailVerified bool      `json:"email_verified"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	MFAEnabled    bool      `json:"mfa_enabled"`
 }
 
 func (s *Server) loadUser(ctx context.Context, uid int64) (*user, error) {
 	var u user
 	var created, updated int64
 	err := s.st.db.QueryRowContext(ctx,
-		"SELECT id, username, email, created_at, updated_at, mfa_enabled FROM users WHERE id = ?", uid).
-		Scan(&u.ID, &u.Username, &u.Email, &created, &updated, &u.MFAEnabled)
+		"SELECT id, username, email, email_verified, created_at, updated_at, mfa_enabled FROM users WHERE id = ?", uid).
+		Scan(&u.ID, &u.Username, &u.Email, &u.EmailVerified, &created, &updated, &u.MFAEnabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errUnauthorized
 	}
@@ -378,9 +452,11 @@ func (s *Server) handlePassword(w http.ResponseWriter, r *http.Request, a *auth)
 			newHash, now, a.UserID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = 'password'
-			WHERE user_id = ? AND id != ? AND revoked_at IS NULL`, now, a.UserID, a.SessionID)
-		return err
+		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = 'password'
+			WHERE user_id = ? AND id != ? AND revoked_at IS NULL`, now, a.UserID, a.SessionID); err != nil {
+			return err
+		}
+		return s.notice(ctx, tx, a.UserID, "password-changed", clientInfo{ip: s.clientIP(r), userAgent: r.UserAgent()})
 	})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -110,6 +110,9 @@ type accessClaims struct {
 	jwt.Claims
 	SessionID string `json:"sid"`
 	Type      string `json:"type"`
+	// EmailVerified is whether the account's email was verified when the
+	// token was issued.
+	EmailVerified bool `json:"email_verified"`
 }
 
 // ceilSecond rounds t up to a whole second. JWT times are whole seconds;
@@ -123,7 +126,7 @@ func ceilSecond(t time.Time) time.Time {
 }
 
 // issueAccess signs an access token for user uid in session sid.
-func (s *Server) issueAccess(uid int64, sid string) (string, error) {
+func (s *Server) issueAccess(uid int64, sid string, emailVerified bool) (string, error) {
 	now := s.now()
 	jti := make([]byte, 16)
 	rand.Read(jti)
@@ -136,8 +139,9 @@ func (s *Server) issueAccess(uid int64, sid string) (string, error) {
 			Expiry:   jwt.NewNumericDate(ceilSecond(now.Add(s.cfg.AccessTTL))),
 			ID:       hex.EncodeToString(jti),
 		},
-		SessionID: sid,
-		Type:      "access",
+		SessionID:     sid,
+		Type:          "access",
+		EmailVerified: emailVerified,
 	}
 	return jwt.Signed(s.keys.signer).Claims(c).Serialize()
 }

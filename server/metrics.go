@@ -53,6 +53,7 @@ type metrics struct {
 	registrations, logins, refreshes, logouts, requests *counter
 	mfa, mfaChanges                                     *counter
 	oauthTokens, oauthDenied                            *counter
+	mail                                                *counter
 }
 
 func newMetrics() *metrics {
@@ -73,6 +74,8 @@ func newMetrics() *metrics {
 			"authorization_code", "refresh_token", "device_code"),
 		oauthDenied: newCounter("latch_oauth_denied_total", "Authorizations the user denied, by flow.", "flow",
 			"browser", "device"),
+		mail: newCounter("latch_mail_total", "Mail through the outbox: queued, sent, failed attempts, abandoned.", "result",
+			"queued", "sent", "failed", "abandoned"),
 		requests: newCounter("latch_http_responses_total", "HTTP responses by status class.", "code",
 			"1xx", "2xx", "3xx", "4xx", "5xx"),
 	}
@@ -80,7 +83,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) serveHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	for _, c := range []*counter{m.registrations, m.logins, m.refreshes, m.logouts, m.mfa, m.mfaChanges, m.oauthTokens, m.oauthDenied, m.requests} {
+	for _, c := range []*counter{m.registrations, m.logins, m.refreshes, m.logouts, m.mfa, m.mfaChanges, m.oauthTokens, m.oauthDenied, m.mail, m.requests} {
 		c.write(w)
 	}
 }

@@ -135,24 +135,31 @@ func (s *Server) handleMFAEnable(w http.ResponseWriter, r *http.Request, a *auth
 		}
 		return nil
 	}
-	ok := s.withCode(w, r, a, false, pending, func(ctx context.Context, tx *sql.Tx, now time.Time) error {
+	var others int
+	ok := s.withCode(w, r, a, false, pending, func(ctx context.Context, tx *sql.Tx, now time.Time, req codeRequest) error {
 		if _, err := tx.ExecContext(ctx, "UPDATE users SET mfa_enabled = 1, updated_at = ? WHERE id = ?",
 			now.Unix(), a.UserID); err != nil {
 			return err
 		}
 		var err error
-		codes, err = s.storeBackupCodes(ctx, tx, a.UserID, now)
-		return err
+		if codes, err = s.storeBackupCodes(ctx, tx, a.UserID, now); err != nil {
+			return err
+		}
+		if others, err = s.otherSessions(ctx, tx, a, req.EndOthers, now); err != nil {
+			return err
+		}
+		return s.notice(ctx, tx, a.UserID, "mfa-enabled", s.requestClient(r))
 	})
 	if ok {
-		s.mfaChanged(w, a.UserID, "enabled", codes)
+		s.mfaChanged(w, a.UserID, "enabled", map[string]any{"backup_codes": codes, "other_sessions": others})
 	}
 }
 
 // handleMFADisable turns MFA off. It takes a TOTP code or a backup code: a
 // person who lost the authenticator must still be able to turn it off.
 func (s *Server) handleMFADisable(w http.ResponseWriter, r *http.Request, a *auth) {
-	ok := s.withCode(w, r, a, true, mfaOn, func(ctx context.Context, tx *sql.Tx, now time.Time) error {
+	var others int
+	ok := s.withCode(w, r, a, true, mfaOn, func(ctx context.Context, tx *sql.Tx, now time.Time, req codeRequest) error {
 		if _, err := tx.ExecContext(ctx, "UPDATE users SET mfa_enabled = 0, updated_at = ? WHERE id = ?",
 			now.Unix(), a.UserID); err != nil {
 			return err
@@ -162,10 +169,14 @@ func (s *Server) handleMFADisable(w http.ResponseWriter, r *http.Request, a *aut
 				return err
 			}
 		}
-		return nil
+		var err error
+		if others, err = s.otherSessions(ctx, tx, a, req.EndOthers, now); err != nil {
+			return err
+		}
+		return s.notice(ctx, tx, a.UserID, "mfa-disabled", s.requestClient(r))
 	})
 	if ok {
-		s.mfaChanged(w, a.UserID, "disabled", nil)
+		s.mfaChanged(w, a.UserID, "disabled", map[string]any{"other_sessions": others})
 	}
 }
 
@@ -173,26 +184,52 @@ func (s *Server) handleMFADisable(w http.ResponseWriter, r *http.Request, a *aut
 // new codes are for someone who holds the authenticator.
 func (s *Server) handleMFABackupCodes(w http.ResponseWriter, r *http.Request, a *auth) {
 	var codes []string
-	ok := s.withCode(w, r, a, false, mfaOn, func(ctx context.Context, tx *sql.Tx, now time.Time) error {
+	ok := s.withCode(w, r, a, false, mfaOn, func(ctx context.Context, tx *sql.Tx, now time.Time, _ codeRequest) error {
 		var err error
-		codes, err = s.storeBackupCodes(ctx, tx, a.UserID, now)
-		return err
+		if codes, err = s.storeBackupCodes(ctx, tx, a.UserID, now); err != nil {
+			return err
+		}
+		return s.notice(ctx, tx, a.UserID, "backup-codes-regenerated", s.requestClient(r))
 	})
 	if ok {
-		s.mfaChanged(w, a.UserID, "backup_codes", codes)
+		s.mfaChanged(w, a.UserID, "backup_codes", map[string]any{"backup_codes": codes})
 	}
 }
 
 // mfaChanged counts and logs a change to uid's second factor and answers
-// it: with the new backup codes, or 204 when there are none.
-func (s *Server) mfaChanged(w http.ResponseWriter, uid int64, action string, codes []string) {
+// it with body.
+func (s *Server) mfaChanged(w http.ResponseWriter, uid int64, action string, body map[string]any) {
 	s.metrics.mfaChanges.inc(action)
 	s.log.Info("mfa changed", "user_id", uid, "action", action)
-	if codes == nil {
-		w.WriteHeader(http.StatusNoContent)
-		return
+	writeJSON(w, http.StatusOK, body)
+}
+
+// codeRequest is the body of the MFA changes a code authorises.
+type codeRequest struct {
+	Code string `json:"code"`
+	// EndOthers ends the account's other sessions with the change
+	// (enable and disable; ASVS V7.4.3).
+	EndOthers bool `json:"end_other_sessions"`
+}
+
+// otherSessions ends a's account's other open sessions when end is set,
+// and counts those left.
+func (s *Server) otherSessions(ctx context.Context, tx *sql.Tx, a *auth, end bool, now time.Time) (int, error) {
+	if end {
+		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = 'mfa'
+			WHERE user_id = ? AND id != ? AND revoked_at IS NULL`, now.Unix(), a.UserID, a.SessionID); err != nil {
+			return 0, err
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string][]string{"backup_codes": codes})
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sessions
+		WHERE user_id = ? AND id != ? AND revoked_at IS NULL AND expires_at > ?`, a.UserID, a.SessionID, now.Unix()).Scan(&n)
+	return n, err
+}
+
+// requestClient is who made r, for the notices.
+func (s *Server) requestClient(r *http.Request) clientInfo {
+	return clientInfo{ip: s.clientIP(r), userAgent: truncate(r.UserAgent(), 200)}
 }
 
 // mfaOn refuses a request that needs MFA on when it is off.
@@ -209,10 +246,8 @@ func mfaOn(enabled, _ bool) error {
 // code only if backup is set) and runs change. It answers every failure
 // itself and reports whether the caller should answer success.
 func (s *Server) withCode(w http.ResponseWriter, r *http.Request, a *auth, backup bool,
-	state func(enabled, enrolled bool) error, change func(context.Context, *sql.Tx, time.Time) error) bool {
-	var req struct {
-		Code string `json:"code"`
-	}
+	state func(enabled, enrolled bool) error, change func(context.Context, *sql.Tx, time.Time, codeRequest) error) bool {
+	var req codeRequest
 	err := decode(w, r, &req)
 	if err == nil && strings.TrimSpace(req.Code) == "" {
 		err = validationProblem(fieldErrors{"code": "is required"})
@@ -238,7 +273,7 @@ func (s *Server) withCode(w http.ResponseWriter, r *http.Request, a *auth, backu
 		if result, err = s.checkCode(ctx, tx, a.UserID, req.Code, now, backup); err != nil || !codeAccepted(result) {
 			return err
 		}
-		return change(ctx, tx, now)
+		return change(ctx, tx, now, req)
 	})
 	if result != "" {
 		s.recordCode(a.UserID, result)
@@ -281,8 +316,10 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 	var sess *session
 	_, result, err := s.verifyChallenge(r, req.MFAToken, req.Code, func(ctx context.Context, tx *sql.Tx, uid int64, ua string) error {
 		var err error
-		sess, err = s.startSession(ctx, tx, uid, ua)
-		return err
+		if sess, err = s.startSession(ctx, tx, uid, ua); err != nil {
+			return err
+		}
+		return s.noteSignIn(ctx, tx, uid, clientInfo{ip: s.clientIP(r), userAgent: ua})
 	})
 	if err != nil {
 		s.writeError(w, r, err)

@@ -107,7 +107,12 @@ func (s *Server) mountProvider(p *op.Provider) {
 			h = s.authorizeCallback(p)
 		case oidc.DiscoveryEndpoint:
 			h = s.discovery(p)
-		case "/oauth/token", "/device_authorization":
+		case "/oauth/token":
+			// Who redeems a refresh token, for the reuse notice (rotate).
+			h = s.limitOAuth(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				p.ServeHTTP(w, r.WithContext(withClientInfo(r.Context(), s.clientIP(r), r.UserAgent())))
+			}))
+		case "/device_authorization":
 			h = s.limitOAuth(path, p)
 		}
 		s.mux.Handle(path, h)
@@ -118,6 +123,10 @@ func (s *Server) mountProvider(p *op.Provider) {
 	s.mux.HandleFunc("POST /consent", s.handleConsentPost)
 	s.mux.HandleFunc("GET "+devicePath, s.handleDevicePage)
 	s.mux.HandleFunc("POST "+devicePath, s.handleDevicePost)
+	s.mux.HandleFunc("GET "+verifyPath, s.handleVerifyPage)
+	s.mux.HandleFunc("POST "+verifyPath, s.handleVerifyPost)
+	s.mux.HandleFunc("GET "+resetPath, s.handleResetPage)
+	s.mux.HandleFunc("POST "+resetPath, s.handleResetPost)
 	s.mux.HandleFunc("GET "+loggedOutPath, func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusOK, "result", pageData{Title: "Signed out", Message: "You can close this page."})
 	})
@@ -127,7 +136,7 @@ func (s *Server) mountProvider(p *op.Provider) {
 // those answers get the pages' security headers.
 func isOIDCPath(path string) bool {
 	return slices.Contains(oidcPaths, path) || path == "/login" || path == "/login/code" || path == "/consent" ||
-		path == devicePath || path == loggedOutPath
+		path == devicePath || path == loggedOutPath || path == verifyPath || path == resetPath
 }
 
 // authorize checks what op does not before handing the request to it:

@@ -283,7 +283,12 @@ func (c *client) GrantTypes() []oidc.GrantType { return c.grants }
 func (c *client) IsScopeAllowed(scope string) bool {
 	return slices.Contains(c.scopes, scope)
 }
-func (c *client) IDTokenUserinfoClaimsAssertion() bool { return false }
+
+// IDTokenUserinfoClaimsAssertion puts the scopes' claims (email and
+// email_verified, the username) in the ID token too, not only at userinfo:
+// a client that only reads the ID token learns whether the address is
+// verified.
+func (c *client) IDTokenUserinfoClaimsAssertion() bool { return true }
 func (c *client) ClockSkew() time.Duration             { return 0 }
 func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }

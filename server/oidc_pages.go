@@ -46,7 +46,7 @@ var (
 // this package, and `latch token` has no pages to show.
 var pages = sync.OnceValue(func() map[string]*template.Template {
 	m := map[string]*template.Template{}
-	for _, name := range []string{"login", "code", "consent", "device", "result"} {
+	for _, name := range []string{"login", "code", "consent", "device", "result", "verify", "reset"} {
 		m[name] = template.Must(template.ParseFS(pagesFS, "pages/layout.html", "pages/"+name+".html"))
 	}
 	return m
@@ -71,6 +71,8 @@ type pageData struct {
 	MFAToken              string
 	Scopes                []string
 	Continue              string // where a result page goes on by itself
+	Token                 string // the verification or reset token a form spends
+	NeedCode              bool   // the reset form asks for a second-factor code
 }
 
 // pageHeaders are the security headers of every page, and of every answer
@@ -234,6 +236,7 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.logins.inc("ok")
+	ctx = withClientInfo(ctx, s.clientIP(r), r.UserAgent())
 	err = s.st.tx(ctx, func(tx *sql.Tx) error { return s.authenticated(ctx, tx, a, uid, browser, []string{"pwd"}) })
 	if err != nil {
 		s.pageProblem(w, r, "login", d, err)
@@ -266,6 +269,7 @@ func (s *Server) handleCodePost(w http.ResponseWriter, r *http.Request) {
 		if uid != a.userID {
 			return errChallengeExpired
 		}
+		ctx = withClientInfo(ctx, s.clientIP(r), r.UserAgent())
 		return s.authenticated(ctx, tx, a, uid, browser, []string{"pwd", "otp"})
 	})
 	if errors.Is(err, errChallengeExpired) || errors.Is(err, errTooManyCodes) {
@@ -292,8 +296,11 @@ func (s *Server) authenticated(ctx context.Context, tx *sql.Tx, a *authRequest, 
 	now := s.now()
 	_, err := tx.ExecContext(ctx, "UPDATE oauth_requests SET stage = ?, user_id = ?, browser = ?, auth_time = ?, amr = ? WHERE id = ?",
 		next, uid, browser, now.Unix(), strings.Join(amr, " "), a.id)
+	if err != nil {
+		return err
+	}
 	a.stage, a.userID, a.browser, a.authTime, a.amr = next, uid, browser, now, amr
-	return err
+	return s.noteSignIn(ctx, tx, uid, clientInfoFrom(ctx))
 }
 
 // nextStep shows what follows a successful login or consent.

@@ -236,7 +236,7 @@ func (st *opStorage) TokenRequestByRefreshToken(ctx context.Context, tok string)
 
 // GetPrivateClaimsFromRequest adds, for a first-party client, the claims
 // that make the access token one the account API accepts.
-func (st *opStorage) GetPrivateClaimsFromRequest(_ context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
+func (st *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
 	var clientID, sid string
 	switch r := req.(type) {
 	case *authRequest:
@@ -252,7 +252,13 @@ func (st *opStorage) GetPrivateClaimsFromRequest(_ context.Context, req op.Token
 	if c := st.clients[clientID]; c == nil || !c.accountAPI || sid == "" {
 		return nil, nil
 	}
-	return map[string]any{"sid": sid, "type": "access"}, nil
+	claims := map[string]any{"sid": sid, "type": "access"}
+	if uid, err := strconv.ParseInt(req.GetSubject(), 10, 64); err == nil {
+		if u, err := st.s.loadUser(ctx, uid); err == nil {
+			claims["email_verified"] = u.EmailVerified
+		}
+	}
+	return claims, nil
 }
 
 func (st *opStorage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
@@ -289,7 +295,7 @@ func (st *opStorage) openSessionOf(ctx context.Context, tokenID, sub string) (*o
 }
 
 // userClaims fills the claims the scopes allow.
-func (st *opStorage) userClaims(ctx context.Context, uid int64, scopes []string, profile *oidc.UserInfoProfile, email *oidc.UserInfoEmail) error {
+func (st *opStorage) userClaims(ctx context.Context, uid int64, scopes []string, info *oidc.UserInfo) error {
 	u, err := st.s.loadUser(ctx, uid)
 	if err != nil {
 		return err
@@ -297,11 +303,12 @@ func (st *opStorage) userClaims(ctx context.Context, uid int64, scopes []string,
 	for _, sc := range scopes {
 		switch sc {
 		case oidc.ScopeProfile:
-			profile.PreferredUsername, profile.Name = u.Username, u.Username
-			profile.UpdatedAt = oidc.FromTime(u.UpdatedAt)
+			info.PreferredUsername, info.Name = u.Username, u.Username
+			info.UpdatedAt = oidc.FromTime(u.UpdatedAt)
 		case oidc.ScopeEmail:
-			// Addresses are not verified by latch.
-			email.Email, email.EmailVerified = u.Email, false
+			info.Email, info.EmailVerified = u.Email, oidc.Bool(u.EmailVerified)
+			// The field is omitted when false; say so explicitly.
+			info.AppendClaims("email_verified", u.EmailVerified)
 		}
 	}
 	return nil
@@ -317,7 +324,7 @@ func (st *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.User
 		return err
 	}
 	info.Subject = req.GetSubject()
-	return st.userClaims(ctx, uid, scopes, &info.UserInfoProfile, &info.UserInfoEmail)
+	return st.userClaims(ctx, uid, scopes, info)
 }
 
 func (st *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, sub, _ string) error {
@@ -326,7 +333,7 @@ func (st *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserIn
 		return err
 	}
 	info.Subject = sub
-	return st.userClaims(ctx, o.uid, o.scopes, &info.UserInfoProfile, &info.UserInfoEmail)
+	return st.userClaims(ctx, o.uid, o.scopes, info)
 }
 
 // SetIntrospectionFromToken answers for an access token whose session is

@@ -31,6 +31,12 @@ const (
 	probMFAEnabled     = "urn:latch:problem:mfa-already-enabled"
 	probMFANotEnabled  = "urn:latch:problem:mfa-not-enabled"
 	probMFANoSetup     = "urn:latch:problem:mfa-setup-required"
+	// Email verification and password reset tokens.
+	probTokenInvalid    = "urn:latch:problem:token-invalid" // unknown or malformed
+	probTokenExpired    = "urn:latch:problem:token-expired"
+	probTokenUsed       = "urn:latch:problem:token-used"
+	probEmailUnverified = "urn:latch:problem:email-unverified" // login refused until verified
+	probMFARequired     = "urn:latch:problem:mfa-required"     // a reset of a TOTP account needs a code
 )
 
 // maxBody is the largest request body accepted.

@@ -17,13 +17,14 @@ func limitKey(key string) string {
 }
 
 // limiter is a set of token buckets keyed by a string (an IP, an account),
-// each refilling at perMinute with a burst of half that. A perMinute of
-// zero disables it. Idle buckets are dropped by sweep.
+// each refilling at every with a burst of burst. A burst of zero disables
+// it. Idle buckets are dropped by sweep.
 type limiter struct {
-	mu        sync.Mutex
-	perMinute int
-	now       func() time.Time
-	buckets   map[string]*bucket
+	mu      sync.Mutex
+	every   rate.Limit
+	burst   int
+	now     func() time.Time
+	buckets map[string]*bucket
 }
 
 type bucket struct {
@@ -31,13 +32,37 @@ type bucket struct {
 	seen time.Time
 }
 
+// newLimiter refills at perMinute with a burst of half that; a perMinute of
+// zero or less disables it.
 func newLimiter(perMinute int, now func() time.Time) *limiter {
-	return &limiter{perMinute: perMinute, now: now, buckets: map[string]*bucket{}}
+	l := &limiter{now: now, buckets: map[string]*bucket{}}
+	if perMinute > 0 {
+		l.every, l.burst = rate.Limit(float64(perMinute)/60), max(perMinute/2, 1)
+	}
+	return l
+}
+
+// Mail limits: a mail-sending request (forgot, resend) may mail one account
+// or one address mailBurst times, then once per mailEvery. Tight, because
+// each request puts a mail in someone's inbox.
+const (
+	mailBurst = 3
+	mailEvery = 10 * time.Minute
+)
+
+// newMailLimiter is the limit on mail per account and per address; off
+// (tests) when the per-account limit is off.
+func newMailLimiter(rateAccount int, now func() time.Time) *limiter {
+	l := &limiter{now: now, buckets: map[string]*bucket{}}
+	if rateAccount >= 0 {
+		l.every, l.burst = rate.Every(mailEvery), mailBurst
+	}
+	return l
 }
 
 // allow takes one token for key, or says how long until one is available.
 func (l *limiter) allow(key string) (ok bool, retry time.Duration) {
-	if l == nil || l.perMinute <= 0 {
+	if l == nil || l.burst <= 0 {
 		return true, 0
 	}
 	now := l.now()
@@ -46,7 +71,7 @@ func (l *limiter) allow(key string) (ok bool, retry time.Duration) {
 	defer l.mu.Unlock()
 	b := l.buckets[key]
 	if b == nil {
-		b = &bucket{lim: rate.NewLimiter(rate.Limit(float64(l.perMinute)/60), max(l.perMinute/2, 1))}
+		b = &bucket{lim: rate.NewLimiter(l.every, l.burst)}
 		l.buckets[key] = b
 	}
 	b.seen = now

@@ -224,7 +224,7 @@ func TestAccessExpiryRoundsUp(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.AccessTTL = time.Second })
 	e.clock.Add(900 * time.Millisecond)
 	issued := e.clock.Now()
-	raw, err := e.srv.issueAccess(1, "sid")
+	raw, err := e.srv.issueAccess(1, "sid", false)
 	if err != nil {
 		t.Fatal(err)
 	}

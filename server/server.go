@@ -28,6 +28,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/latch-dev/latch/mailer"
 )
 
 // Config is what `latch serve` is started with. Zero durations and limits
@@ -53,6 +55,14 @@ type Config struct {
 	// DevicePoll is the interval device-grant clients are told to poll at
 	// (5 s, RFC 8628's default).
 	DevicePoll time.Duration
+
+	// Mail says how mail leaves: SMTP, or the in-memory dev mailbox (--dev,
+	// latch demo). The zero value sends nothing: mail is queued in the
+	// outbox and kept until a sender is configured.
+	Mail MailConfig
+	// RequireVerifiedEmail refuses login until the account's email is
+	// verified.
+	RequireVerifiedEmail bool
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -116,6 +126,7 @@ type Server struct {
 	metrics *metrics
 
 	ipLimit, acctLimit *limiter
+	mailLimit          *limiter // mail per account and per address (recovery.go)
 	backoff            *backoff
 	mux                *http.ServeMux
 	op                 *opStorage // the OpenID provider's storage and clients
@@ -123,6 +134,11 @@ type Server struct {
 	// afterTokenRead, when set (tests only), runs inside rotate's
 	// transaction right after the token row was read.
 	afterTokenRead func()
+	// mailHook, when set (tests only), sees every mail queued.
+	mailHook func(outMail)
+
+	outbox outbox          // sends queued mail (outbox.go)
+	devbox *mailer.Mailbox // the dev mailbox, with MailConfig.Dev
 }
 
 // New opens the database (creating and migrating it as needed) and loads or
@@ -163,6 +179,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.hasher = newHasher(params)
 	s.ipLimit = newLimiter(cfg.RateIP, s.now)
 	s.acctLimit = newLimiter(cfg.RateAccount, s.now)
+	s.mailLimit = newMailLimiter(cfg.RateAccount, s.now)
 	s.backoff = newBackoff(s.now)
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
@@ -175,11 +192,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.op = opst
 	s.mountProvider(provider)
+	if err := s.startOutbox(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
-// Close closes the database.
-func (s *Server) Close() error { return s.st.Close() }
+// Close stops the mail worker and closes the database.
+func (s *Server) Close() error {
+	s.stopOutbox()
+	return s.st.Close()
+}
 
 type route struct {
 	method, path string
@@ -208,6 +232,12 @@ func (s *Server) routes() []route {
 		{"POST", "/auth/mfa/verify", fn(s.handleMFAVerify)},
 		{"POST", "/auth/mfa/disable", s.authed(s.handleMFADisable)},
 		{"POST", "/auth/mfa/backup-codes", s.authed(s.handleMFABackupCodes)},
+		{"POST", "/auth/email/verify", fn(s.handleEmailVerify)},
+		{"POST", "/auth/email/resend", fn(s.handleEmailResend)}, // Bearer optional
+		{"POST", "/auth/email/change", s.authed(s.handleEmailChange)},
+		{"POST", "/auth/password/forgot", fn(s.handlePasswordForgot)},
+		{"POST", "/auth/password/reset", fn(s.handlePasswordReset)},
+		{"GET", "/dev/mail", fn(s.handleDevMail)},
 		{"GET", "/auth/jwks.json", fn(s.handleJWKS)},
 		{"GET", "/.well-known/jwks.json", fn(s.handleJWKS)},
 		{"GET", "/healthz", fn(s.handleHealth)},

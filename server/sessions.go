@@ -22,35 +22,41 @@ type auth struct {
 // still open: revoking a session takes effect at once, not at token expiry.
 func (s *Server) authed(next func(http.ResponseWriter, *http.Request, *auth)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !strings.EqualFold(scheme, "Bearer") || raw == "" {
-			s.writeError(w, r, errUnauthorized)
-			return
-		}
-		c, err := s.verifyAccess(strings.TrimSpace(raw))
+		a, err := s.authenticate(r)
 		if err != nil {
-			s.writeError(w, r, errUnauthorized)
-			return
-		}
-		uid, err := strconv.ParseInt(c.Subject, 10, 64)
-		if err != nil {
-			s.writeError(w, r, errUnauthorized)
-			return
-		}
-		var open bool
-		err = s.st.db.QueryRowContext(r.Context(),
-			"SELECT revoked_at IS NULL AND expires_at > ? FROM sessions WHERE id = ? AND user_id = ?",
-			s.now().Unix(), c.SessionID, uid).Scan(&open)
-		if err != nil && err != sql.ErrNoRows {
 			s.writeError(w, r, err)
 			return
 		}
-		if !open {
-			s.writeError(w, r, errUnauthorized)
-			return
-		}
-		next(w, r, &auth{UserID: uid, SessionID: c.SessionID})
+		next(w, r, a)
 	})
+}
+
+// authenticate checks the request's Bearer access token and that its
+// session is open; anything wrong is errUnauthorized.
+func (s *Server) authenticate(r *http.Request) (*auth, error) {
+	scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || raw == "" {
+		return nil, errUnauthorized
+	}
+	c, err := s.verifyAccess(strings.TrimSpace(raw))
+	if err != nil {
+		return nil, errUnauthorized
+	}
+	uid, err := strconv.ParseInt(c.Subject, 10, 64)
+	if err != nil {
+		return nil, errUnauthorized
+	}
+	var open bool
+	err = s.st.db.QueryRowContext(r.Context(),
+		"SELECT revoked_at IS NULL AND expires_at > ? FROM sessions WHERE id = ? AND user_id = ?",
+		s.now().Unix(), c.SessionID, uid).Scan(&open)
+	if err != nil && err != sql.ErrNoRows {
+		return nil, err
+	}
+	if !open {
+		return nil, errUnauthorized
+	}
+	return &auth{UserID: uid, SessionID: c.SessionID}, nil
 }
 
 // refreshToken reads the {"refresh_token": …} body of refresh and logout.
@@ -94,7 +100,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, invalidRefresh("This refresh token belongs to an OAuth client: redeem it at the token endpoint."))
 		return
 	}
-	sess, outcome, err := s.rotate(r.Context(), tok)
+	sess, outcome, err := s.rotate(withClientInfo(r.Context(), s.clientIP(r), r.UserAgent()), tok)
 	if outcome != "" {
 		s.metrics.refreshes.inc(outcome)
 	}
@@ -241,6 +247,11 @@ func (s *Server) sweep(ctx context.Context) error {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM oauth_requests WHERE expires_at < ?", now.Add(-time.Hour).Unix()); err != nil {
+			return err
+		}
+		// Mailed tokens are kept a day past expiry, so that a late click
+		// is told "expired" or "used" rather than "invalid".
+		if _, err := tx.ExecContext(ctx, "DELETE FROM account_tokens WHERE expires_at < ?", dayAgo); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, "DELETE FROM mfa_challenges WHERE expires_at < ?", now.Unix())

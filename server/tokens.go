@@ -161,7 +161,7 @@ func (s *Server) rotate(ctx context.Context, tok string) (*session, string, erro
 				return err
 			}
 			outcome, fail = refreshReused, errReused
-			return nil
+			return s.notice(ctx, tx, uid, "refresh-reuse", clientInfoFrom(ctx))
 		}
 
 		if now.Unix() >= tokExp || now.Unix() >= sessExp {
@@ -201,13 +201,21 @@ func endedDetail(reason string) string {
 		return "The session was logged out. Log in again."
 	case "password":
 		return "The session was ended by a password change. Log in again."
+	case "password-reset":
+		return "The session was ended by a password reset. Log in with the new password."
+	case "mfa":
+		return "The session was ended when two-factor authentication was turned on or off. Log in again."
 	}
 	return "The session was revoked. Log in again."
 }
 
 // pair signs an access token for sess and shapes the token response.
 func (s *Server) pair(sess *session) (*tokenPair, error) {
-	at, err := s.issueAccess(sess.UserID, sess.ID)
+	var verified bool
+	if err := s.st.db.QueryRow("SELECT email_verified FROM users WHERE id = ?", sess.UserID).Scan(&verified); err != nil {
+		return nil, fmt.Errorf("read user %d: %w", sess.UserID, err)
+	}
+	at, err := s.issueAccess(sess.UserID, sess.ID, verified)
 	if err != nil {
 		return nil, err
 	}
