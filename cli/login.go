@@ -254,6 +254,13 @@ func signupRun(ctx context.Context, o *signupOptions) error {
 	if res.MFA != nil {
 		return res.MFA
 	}
+	if res.Unverified {
+		fmt.Fprintf(g.out, "Created account %s on %s.\n", o.Username, res.Profile.Server)
+		fmt.Fprintf(g.err, "This server logs you in once your email is verified: open the link mailed to %s, or paste its "+
+			"token into latch email verify --token-stdin --server %s; then latch login --server %s -u %s.\n",
+			res.Profile.Email, res.Profile.Server, res.Profile.Server, o.Username)
+		return nil
+	}
 	fmt.Fprintf(g.out, "Created account %s.\n", o.Username)
 	printLoggedIn(g, e, res.Profile)
 	return nil

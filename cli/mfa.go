@@ -79,15 +79,18 @@ func isTerminal(w io.Writer) bool {
 
 func newMFAEnableCmd(g *globals) *cobra.Command {
 	var code string
-	var show bool
+	var show, endOthers bool
 	cmd := &cobra.Command{
 		Use:   "enable",
 		Short: "Confirm enrolment with a code; save the backup codes",
 		Long: `Turn two-factor on with the authenticator app's current code. The server
 answers with 10 single-use backup codes, shown only once: latch saves them in
 the vault (latch mfa codes shows how many are left; --show-codes prints them
-now as well).`,
-		Example: "  latch mfa enable --code 123456",
+now as well).
+
+Sessions opened before two-factor was on stay open: --end-other-sessions ends
+them all but this one; without it, latch asks on a terminal when there are any.`,
+		Example: "  latch mfa enable --code 123456\n  latch mfa enable --code 123456 --end-other-sessions",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -99,29 +102,33 @@ now as well).`,
 			if err != nil {
 				return err
 			}
-			codes, err := e.EnableMFA(ctx, g.profile, code)
-			if codes != nil && (show || err != nil) {
-				printCodes(g.out, codes)
+			res, err := e.EnableMFAEnding(ctx, g.profile, code, endOthers)
+			if res != nil && (show || err != nil) {
+				printCodes(g.out, res.BackupCodes)
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.out, "Two-factor login is on. %d backup codes saved to your vault (%s).\n", len(codes), e.Vault.Backend)
-			return nil
+			fmt.Fprintf(g.out, "Two-factor login is on. %d backup codes saved to your vault (%s).\n", len(res.BackupCodes), e.Vault.Backend)
+			return offerEndOthers(ctx, g, e, res.OtherSessions, endOthers)
 		},
 	}
 	cmd.Flags().StringVar(&code, "code", "", "the authenticator app's current code")
+	cmd.Flags().BoolVar(&endOthers, "end-other-sessions", false, "also end every other session of the account (on a terminal latch asks)")
 	cmd.Flags().BoolVar(&show, "show-codes", false, "also print the backup codes (they are saved in the vault either way)")
 	return cmd
 }
 
 func newMFADisableCmd(g *globals) *cobra.Command {
 	var code string
+	var endOthers bool
 	cmd := &cobra.Command{
-		Use:     "disable",
-		Short:   "Turn two-factor login off",
-		Long:    "Turn two-factor off with a current code, and forget the saved backup codes and secret.",
-		Example: "  latch mfa disable --code 123456",
+		Use:   "disable",
+		Short: "Turn two-factor login off",
+		Long: `Turn two-factor off with a current code, and forget the saved backup codes and
+secret. --end-other-sessions also ends every other session of the account;
+without it, latch asks on a terminal when there are any.`,
+		Example: "  latch mfa disable --code 123456\n  latch mfa disable --code 123456 --end-other-sessions",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -133,15 +140,49 @@ func newMFADisableCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := e.DisableMFA(ctx, g.profile, code); err != nil {
+			res, err := e.DisableMFAEnding(ctx, g.profile, code, endOthers)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintln(g.out, "Two-factor login is off.")
-			return nil
+			return offerEndOthers(ctx, g, e, res.OtherSessions, endOthers)
 		},
 	}
 	cmd.Flags().StringVar(&code, "code", "", "a current code from the authenticator app")
+	cmd.Flags().BoolVar(&endOthers, "end-other-sessions", false, "also end every other session of the account (on a terminal latch asks)")
 	return cmd
+}
+
+// offerEndOthers tells of the account's other sessions left open after a
+// change of factors (ASVS V7.4.3) and, on a terminal, offers to end them.
+func offerEndOthers(ctx context.Context, g *globals, e *flows.Env, others int, ended bool) error {
+	switch {
+	case ended && others <= 0:
+		fmt.Fprintln(g.out, "Every other session of the account was ended.")
+		return nil
+	case others <= 0:
+		return nil
+	}
+	if !g.tty() {
+		fmt.Fprintf(g.out, "%d other session(s) of the account are still open. If someone else may know your password or codes, "+
+			"end them in latch's Sessions screen (run latch), or pass --end-other-sessions next time.\n", others)
+		return nil
+	}
+	fmt.Fprintf(g.err, "%d other session(s) of the account are still open. End them now? [y/N] ", others)
+	line, err := g.readLine()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+		fmt.Fprintln(g.out, "The other sessions stay open.")
+		return nil
+	}
+	n, err := e.EndOtherSessions(ctx, g.profile)
+	if err != nil {
+		return fmt.Errorf("ended %d other session(s), then: %w", n, err)
+	}
+	fmt.Fprintf(g.out, "Ended %d other session(s).\n", n)
+	return nil
 }
 
 func newMFACodesCmd(g *globals) *cobra.Command {

@@ -37,6 +37,8 @@ type profileJSON struct {
 	ClientID         string     `json:"client_id,omitempty"`
 	State            string     `json:"state"`
 	MFA              bool       `json:"mfa"`
+	Email            string     `json:"email,omitempty"`
+	EmailVerified    *bool      `json:"email_verified,omitempty"`
 	BackupCodesLeft  *int       `json:"backup_codes_left,omitempty"`
 	Error            string     `json:"error,omitempty"`
 	AccessExpiresAt  *time.Time `json:"access_expires_at,omitempty"`
@@ -142,6 +144,7 @@ func toProfileJSON(st flows.ProfileStatus) profileJSON {
 		Name: st.Profile.Name, Current: st.Current, Kind: st.Profile.Kind, Server: st.Profile.Server,
 		Username: st.Profile.Username, Issuer: st.Profile.Issuer, ClientID: st.Profile.ClientID, State: st.State,
 		MFA: st.Profile.MFA, BackupCodesLeft: st.BackupCodesLeft,
+		Email: st.Profile.Email, EmailVerified: st.Profile.EmailVerified,
 	}
 	if st.Error != nil {
 		p.Error = st.Error.Error()
@@ -208,6 +211,9 @@ func printStatus(w io.Writer, s statusJSON, now time.Time) {
 			state = fmt.Sprintf("refused by the provider %s: log in again", when(now, *p.RefusedAt))
 		}
 		fmt.Fprintf(w, "  state:      %s\n", state)
+		if p.Email != "" {
+			fmt.Fprintf(w, "  email:      %s\n", emailText(p))
+		}
 		if p.Kind == "account" {
 			mfa := "off"
 			if p.MFA {
@@ -237,6 +243,19 @@ func printStatus(w io.Writer, s statusJSON, now time.Time) {
 	fmt.Fprintf(w, "\nvault: %s — %s\n", s.Vault.Backend, s.Vault.Reason)
 	if s.Vault.State == "locked" {
 		fmt.Fprintln(w, "       locked: latch vault unlock (or set LATCH_VAULT_PASSPHRASE or LATCH_VAULT_IDENTITY)")
+	}
+}
+
+// emailText is the address and whether it is verified, with what to do
+// when it is not.
+func emailText(p profileJSON) string {
+	switch {
+	case p.EmailVerified == nil:
+		return p.Email
+	case *p.EmailVerified:
+		return p.Email + " (verified)"
+	default:
+		return p.Email + " (not verified — latch email resend)"
 	}
 }
 

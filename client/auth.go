@@ -72,6 +72,9 @@ type User struct {
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	MFAEnabled bool
+	// EmailVerified says whether the email address is proven to be the
+	// user's; nil when the server did not say (an older server).
+	EmailVerified *bool
 }
 
 // Session is one login session of the current user.
@@ -134,7 +137,9 @@ func (c *Client) Config(ctx context.Context) (*AuthConfig, error) {
 	}, nil
 }
 
-// Register creates an account and returns its user id. A taken username or
+// Register creates an account and returns its user id, or 0 when the server
+// keeps it to itself (one that requires verified emails answers a taken
+// address like a new one, so it names no id). A taken username or
 // email is an *APIError matching ErrConflict, bad input one matching
 // ErrValidation; both carry per-field messages in Fields.
 func (c *Client) Register(ctx context.Context, username, email, password string) (int64, error) {
@@ -146,8 +151,11 @@ func (c *Client) Register(ctx context.Context, username, email, password string)
 	if err != nil {
 		return 0, err
 	}
-	if w.UserID == nil || *w.UserID <= 0 {
-		return 0, shapeError(r, "has no user_id")
+	switch {
+	case w.UserID == nil:
+		return 0, nil
+	case *w.UserID <= 0:
+		return 0, shapeError(r, "has a user_id that is not positive")
 	}
 	return *w.UserID, nil
 }
@@ -207,6 +215,7 @@ func (c *Client) Me(ctx context.Context, accessToken string) (*User, error) {
 		CreatedAt  time.Time `json:"created_at"`
 		UpdatedAt  time.Time `json:"updated_at"`
 		MFAEnabled bool      `json:"mfa_enabled"`
+		Verified   *bool     `json:"email_verified"`
 	}
 	r, err := c.bearerCall(ctx, http.MethodGet, "/auth/me", nil, accessToken, http.StatusOK, &w)
 	if err != nil {
@@ -216,7 +225,7 @@ func (c *Client) Me(ctx context.Context, accessToken string) (*User, error) {
 		return nil, shapeError(r, "has no id or username")
 	}
 	return &User{ID: *w.ID, Username: w.Username, Email: w.Email, CreatedAt: w.CreatedAt,
-		UpdatedAt: w.UpdatedAt, MFAEnabled: w.MFAEnabled}, nil
+		UpdatedAt: w.UpdatedAt, MFAEnabled: w.MFAEnabled, EmailVerified: w.Verified}, nil
 }
 
 // Protected calls the demo endpoint and returns the username it names.

@@ -233,8 +233,8 @@ func TestShapeErrors(t *testing.T) {
 			func(c *Client) error { _, err := c.Refresh(t.Context(), testRefresh); return err }, "expires_in"},
 		{"expires_in as string", `{"access_token":"a","refresh_token":"b","token_type":"Bearer","expires_in":"900"}`, 200,
 			func(c *Client) error { _, err := c.Refresh(t.Context(), testRefresh); return err }, "not a number of seconds"},
-		{"register without user_id", `{}`, 201,
-			func(c *Client) error { _, err := c.Register(t.Context(), "ada", "a@b.c", testPassword); return err }, "no user_id"},
+		{"register with user_id 0", `{"user_id":0}`, 201,
+			func(c *Client) error { _, err := c.Register(t.Context(), "ada", "a@b.c", testPassword); return err }, "not positive"},
 		{"register with 200", `{"user_id":1}`, 200,
 			func(c *Client) error { _, err := c.Register(t.Context(), "ada", "a@b.c", testPassword); return err }, "never answers"},
 		{"me without id", `{"username":"ada"}`, 200,
@@ -269,7 +269,8 @@ func TestShapeErrors(t *testing.T) {
 			func(c *Client) error { _, err := c.MFABackupCodes(t.Context(), testAccess, "123456"); return err }, "index 1"},
 		{"mfa verify without tokens", `{"mfa_required":true}`, 200,
 			func(c *Client) error { _, err := c.MFAVerify(t.Context(), testMFAToken, "123456"); return err }, "no access_token"},
-		{"mfa disable answers 200", `{}`, 200,
+		// 200 with other_sessions is the contract since issue 15, 204 before it.
+		{"mfa disable answers 201", `{}`, 201,
 			func(c *Client) error { return c.MFADisable(t.Context(), testAccess, "123456") }, "never answers"},
 	}
 	for _, tt := range tests {

@@ -38,6 +38,15 @@ var (
 	ErrMFANotEnabled       = errors.New("two-factor authentication not on")
 	// ErrMFASetupRequired: MFAEnable without a pending MFASetup.
 	ErrMFASetupRequired = errors.New("two-factor setup required")
+	// ErrTokenInvalid, ErrTokenExpired and ErrTokenUsed are a mailed
+	// single-use token (email verification, password reset) that is
+	// unknown, too old, or already spent: ask for a new mail.
+	ErrTokenInvalid = errors.New("token invalid")
+	ErrTokenExpired = errors.New("token expired")
+	ErrTokenUsed    = errors.New("token already used")
+	// ErrEmailUnverified: the server refuses login until the account's
+	// email address is verified.
+	ErrEmailUnverified = errors.New("email address not verified")
 
 	ErrUnreachable = errors.New("server unreachable")
 	ErrBadResponse = errors.New("unexpected response from server")
@@ -64,6 +73,11 @@ const (
 	typeMFAAlreadyEnabled   = "urn:latch:problem:mfa-already-enabled"
 	typeMFANotEnabled       = "urn:latch:problem:mfa-not-enabled"
 	typeMFASetupRequired    = "urn:latch:problem:mfa-setup-required"
+	typeTokenInvalid        = "urn:latch:problem:token-invalid"
+	typeTokenExpired        = "urn:latch:problem:token-expired"
+	typeTokenUsed           = "urn:latch:problem:token-used"
+	typeEmailUnverified     = "urn:latch:problem:email-unverified"
+	typeMFARequired         = "urn:latch:problem:mfa-required"
 )
 
 var typeSentinels = map[string]error{
@@ -81,6 +95,11 @@ var typeSentinels = map[string]error{
 	typeMFAAlreadyEnabled:   ErrMFAAlreadyEnabled,
 	typeMFANotEnabled:       ErrMFANotEnabled,
 	typeMFASetupRequired:    ErrMFASetupRequired,
+	typeTokenInvalid:        ErrTokenInvalid,
+	typeTokenExpired:        ErrTokenExpired,
+	typeTokenUsed:           ErrTokenUsed,
+	typeEmailUnverified:     ErrEmailUnverified,
+	typeMFARequired:         ErrMFARequired,
 }
 
 // statusSentinels apply to problems of type about:blank (or none), which by
@@ -113,6 +132,11 @@ var typeMessages = map[string]string{
 	typeMFAAlreadyEnabled:   "two-factor authentication is already on; turn it off first to enrol a new authenticator",
 	typeMFANotEnabled:       "two-factor authentication is not on for this account",
 	typeMFASetupRequired:    "no two-factor setup is in progress; start the setup again",
+	typeTokenInvalid:        "the token is not valid (mistyped, cut short, or from another server); copy it again from the mail, or ask for a new one",
+	typeTokenExpired:        "the token has expired; ask for a new mail (latch password forgot, or latch email resend)",
+	typeTokenUsed:           "the token was already used; each mailed token works once, ask for a new mail if you still need one",
+	typeEmailUnverified:     "your email address is not verified yet; open the link in the verification mail, or run latch email verify --token-stdin with its token (latch email resend -u NAME --server URL sends a new one)",
+	typeMFARequired:         "this account has two-factor on: give the current code from your authenticator app (--code) or a backup code (--use-backup-code)",
 }
 
 // APIError is an RFC 9457 problem the server answered with: the server

@@ -66,8 +66,7 @@ func (c *Client) MFAVerify(ctx context.Context, mfaToken, code string) (*Tokens,
 // MFADisable turns MFA off; it takes a TOTP code or a backup code. An
 // account without MFA matches ErrMFANotEnabled.
 func (c *Client) MFADisable(ctx context.Context, accessToken, code string) error {
-	_, err := c.bearerCall(ctx, http.MethodPost, "/auth/mfa/disable", map[string]string{"code": code}, accessToken,
-		http.StatusNoContent, nil, code)
+	_, err := c.MFADisableSessions(ctx, accessToken, code, false)
 	return err
 }
 

@@ -49,6 +49,10 @@ func (e *Env) LoginDefaults(req LoginRequest) LoginRequest {
 type LoginResult struct {
 	Profile vault.Profile
 	MFA     *client.MFARequiredError
+	// Unverified: the account was created, and the server logs nobody in
+	// before the email is verified (latch serve --require-verified-email);
+	// Profile is not saved.
+	Unverified bool
 }
 
 // Login logs in with a password, saves the tokens to the vault, and records
@@ -100,6 +104,7 @@ func (e *Env) finishLogin(ctx context.Context, c *client.Client, name, identifie
 	if me, err := c.Me(ctx, tokens.AccessToken); err == nil {
 		p.Username = me.Username
 		p.MFA = me.MFAEnabled
+		p.Email, p.EmailVerified = me.Email, me.EmailVerified
 	}
 	previous := e.previousSession(ctx, name)
 	if err := e.Tokens().Save(ctx, name, tokens); err != nil {
@@ -152,6 +157,10 @@ func (e *Env) Signup(ctx context.Context, req SignupRequest) (*LoginResult, erro
 		return &LoginResult{Profile: vault.Profile{Name: req.Profile, Server: c.BaseURL(), Username: req.Username, Kind: vault.KindAccount}}, nil
 	}
 	res, err := e.Login(ctx, LoginRequest{Profile: req.Profile, Server: req.Server, Identifier: req.Username, Password: req.Password})
+	if errors.Is(err, client.ErrEmailUnverified) {
+		return &LoginResult{Unverified: true, Profile: vault.Profile{Name: req.Profile, Server: c.BaseURL(),
+			Username: req.Username, Email: req.Email, Kind: vault.KindAccount}}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("the account was created, but logging in failed: %w", err)
 	}

@@ -114,11 +114,16 @@ func (e *Env) newBackupCodes(ctx context.Context, profile, done string,
 // DisableMFA turns two-factor off and forgets the profile's saved backup
 // codes and TOTP secret.
 func (e *Env) DisableMFA(ctx context.Context, profile, code string) error {
+	return e.disableMFA(ctx, profile, func(c *client.Client, tok string) error { return c.MFADisable(ctx, tok, code) })
+}
+
+// disableMFA is DisableMFA with the server call given.
+func (e *Env) disableMFA(ctx context.Context, profile string, call func(c *client.Client, tok string) error) error {
 	p, err := e.Profile(profile)
 	if err != nil {
 		return err
 	}
-	_, err = authed(ctx, e, p.Name, func(c *client.Client, tok string) (struct{}, error) { return struct{}{}, c.MFADisable(ctx, tok, code) })
+	_, err = authed(ctx, e, p.Name, func(c *client.Client, tok string) (struct{}, error) { return struct{}{}, call(c, tok) })
 	if err != nil {
 		return err
 	}

@@ -199,6 +199,14 @@ func (a *App) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return a, tea.Batch(cmd, a.tickCmd())
 	case NavigateMsg:
 		return a, a.navigate(msg)
+	case MailTokenMsg:
+		// The Mailbox hands a mail's token to the form that opened it:
+		// close the Mailbox, then give the form the token.
+		if _, ok := a.top().(*mailbox); ok && len(a.stack) > 1 {
+			a.stack = a.stack[:len(a.stack)-1]
+			a.scroll = 0
+			a.resize()
+		}
 	case BackMsg:
 		_, unlocking := a.top().(*unlock)
 		if len(a.stack) == 1 {
@@ -321,6 +329,14 @@ func (a *App) navigate(msg NavigateMsg) tea.Cmd {
 		s = newOAuthBrowser(c, *msg.OAuth)
 	case pageOAuthDevice:
 		s = newOAuthDevice(c, *msg.OAuth)
+	case pageForgot:
+		s = newForgot(c, msg.Profile)
+	case pageMailbox:
+		s = newMailbox(c, msg.Profile, msg.MailKind)
+	case pagePasswordChange:
+		s = newPasswordChange(c, msg.Profile)
+	case pageVerifyEmail:
+		s = newVerifyEmail(c, msg.Profile)
 	default:
 		return nil
 	}

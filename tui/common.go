@@ -104,6 +104,10 @@ const (
 	pageOAuth
 	pageOAuthBrowser
 	pageOAuthDevice
+	pageForgot
+	pageMailbox
+	pagePasswordChange
+	pageVerifyEmail
 )
 
 // NavigateMsg opens a screen. Home and the dashboard are roots: opening one
@@ -116,6 +120,9 @@ type NavigateMsg struct {
 	Pending *flows.LoginResult
 	// OAuth is the login the browser and device screens run.
 	OAuth *flows.OAuthRequest
+	// MailKind is the kind of mail the Mailbox preselects (the newest of
+	// it): the one the form that opened it wants.
+	MailKind string
 }
 
 // NavigateCmd opens a screen.

@@ -63,6 +63,9 @@ type ProtectedMsg struct {
 	Err        error
 }
 
+// ResentMsg follows a request for a new verification mail.
+type ResentMsg struct{ Err error }
+
 // LoggedOutMsg follows a logout.
 type LoggedOutMsg struct {
 	Result *flows.LogoutResult
@@ -137,6 +140,13 @@ func (d *dashboard) Update(msg tea.Msg) (Component, tea.Cmd) {
 			return d, nil
 		}
 		d.note = "GET /auth/protected answered: logged in as " + msg.LoggedInAs + "."
+	case ResentMsg:
+		d.work.done()
+		if msg.Err != nil {
+			d.fail(msg.Err)
+			return d, nil
+		}
+		d.note = "A new verification mail is on its way; then press v and paste its token."
 	case LoggedOutMsg:
 		d.work.done()
 		if msg.Err != nil {
@@ -245,6 +255,14 @@ func (d *dashboard) key(msg tea.KeyPressMsg) tea.Cmd {
 		return NavigateCmd(NavigateMsg{To: pageMFASetup, Profile: d.profile})
 	case d.mfaOn() && key.Matches(msg, km.Backup):
 		return NavigateCmd(NavigateMsg{To: pageBackupCodes, Profile: d.profile})
+	case key.Matches(msg, km.ChangePassword) && d.profile.Kind == vault.KindAccount:
+		return NavigateCmd(NavigateMsg{To: pagePasswordChange, Profile: d.profile})
+	case d.unverified() && key.Matches(msg, km.VerifyEmail):
+		return NavigateCmd(NavigateMsg{To: pageVerifyEmail, Profile: d.profile})
+	case d.unverified() && key.Matches(msg, km.Resend):
+		return d.start("Asking for a new verification mail…", d.c.flowCmd(func(ctx context.Context) tea.Msg {
+			return ResentMsg{Err: d.c.Env.ResendVerification(ctx, flows.RecoveryTarget{Profile: name})}
+		}))
 	case key.Matches(msg, km.Logout):
 		return d.start("Logging out…", d.c.flowCmd(func(ctx context.Context) tea.Msg {
 			res, err := d.c.Env.Logout(ctx, name, false, false)
@@ -272,6 +290,12 @@ func (d *dashboard) mfaOn() bool {
 		return d.me.MFAEnabled
 	}
 	return d.profile.MFA
+}
+
+// unverified reports whether the server said the account's email address
+// is not verified yet.
+func (d *dashboard) unverified() bool {
+	return d.me != nil && d.me.EmailVerified != nil && !*d.me.EmailVerified
 }
 
 // mfaKey is the two-factor action the account offers: setup when it is off,
@@ -328,6 +352,9 @@ func (d *dashboard) View() string {
 		row("Account", "could not read /auth/me")
 	default:
 		row("Account", "reading /auth/me…")
+	}
+	if d.unverified() {
+		row("Email", "not verified: e resends the mail, v takes its token")
 	}
 	if d.profile.Server != "" {
 		row("Server", d.profile.Server)
@@ -402,9 +429,16 @@ func (d *dashboard) FullHelp() [][]key.Binding {
 			{withHelp(km.RefreshNow, "refresh tokens now"), withHelp(km.Inspect, "token inspector")},
 			{km.Logout, withHelp(km.Back, "home")}}
 	}
+	account := []key.Binding{d.mfaKey()}
+	if d.profile.Kind == vault.KindAccount {
+		account = append(account, km.ChangePassword)
+	}
+	if d.unverified() {
+		account = append(account, km.VerifyEmail, km.Resend)
+	}
 	return [][]key.Binding{
 		{withHelp(km.RefreshNow, "refresh tokens now"), withHelp(km.Protected, "call the protected route")},
 		{withHelp(km.Sessions, "server sessions"), withHelp(km.Inspect, "token inspector")},
-		{d.mfaKey()},
+		account,
 		{km.Logout, withHelp(km.Back, "home")}}
 }

@@ -164,8 +164,8 @@ func TestInspectorHidesTheSignatureUnlessAsked(t *testing.T) {
 	}
 	sig := tok[strings.LastIndexByte(tok, '.')+1:]
 	d.keys("t")
-	d.wantScreen("alg        ES256", "exp        2026-11-22 14:15:00 UTC  (in 15m 00s)",
-		"iat        2026-11-22 14:00:00 UTC  (now)", "iss        "+testURL, "hidden: press s to show it")
+	d.wantScreen("alg        ES256", "exp            2026-11-22 14:15:00 UTC  (in 15m 00s)", "email_verified false",
+		"iat            2026-11-22 14:00:00 UTC  (now)", "iss            "+testURL, "hidden: press s to show it")
 	if strings.Contains(d.screen(), sig[:20]) {
 		t.Fatal("the signature is on screen before it was asked for")
 	}

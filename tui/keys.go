@@ -50,6 +50,15 @@ type KeyMap struct {
 	MFASetup   key.Binding
 	Backup     key.Binding
 
+	// Recovery: the login screen's forgotten password, the dashboard's
+	// email and password actions, the dev mailbox.
+	Forgot         key.Binding
+	Mailbox        key.Binding
+	UseToken       key.Binding
+	ChangePassword key.Binding
+	Resend         key.Binding
+	VerifyEmail    key.Binding
+
 	// Two-factor.
 	UseBackup key.Binding
 	Reveal    key.Binding
@@ -111,6 +120,15 @@ func DefaultKeyMap() *KeyMap {
 		Logout:     b("o", "log out", "o"),
 		MFASetup:   b("m", "two-factor", "m"),
 		Backup:     b("b", "backup codes", "b"),
+
+		// Control keys where a text field has the keyboard; none that a
+		// text field edits with (ctrl+f, ctrl+e…).
+		Forgot:         b("ctrl+r", "forgot password?", "ctrl+r"),
+		Mailbox:        b("ctrl+x", "mailbox", "ctrl+x"),
+		UseToken:       b("u", "use its token", "u"),
+		ChangePassword: b("c", "change password", "c"),
+		Resend:         b("e", "resend verification", "e"),
+		VerifyEmail:    b("v", "verify email", "v"),
 
 		// Not ctrl+b: tmux takes it.
 		UseBackup: b("ctrl+o", "use a saved backup code", "ctrl+o"),

@@ -94,6 +94,12 @@ func (l *login) Update(msg tea.Msg) (Component, tea.Cmd) {
 			return l, BackCmd
 		case key.Matches(msg, km.Submit):
 			return l, l.submit()
+		case key.Matches(msg, km.Forgot) && l.profile.Server != "":
+			p := l.profile
+			if id := strings.TrimSpace(l.form.value("identifier")); id != "" {
+				p.Username = id
+			}
+			return l, NavigateCmd(NavigateMsg{To: pageForgot, Profile: p})
 		}
 	}
 	cmd, changed := l.form.update(msg)
@@ -176,6 +182,9 @@ func (l *login) View() string {
 	default:
 		b.WriteString(st.Subtle.Render("enter logs in") + "\n")
 	}
+	if l.profile.Server != "" {
+		b.WriteString("\n" + st.Subtle.Render("Forgot password? ctrl+r mails a reset token.") + "\n")
+	}
 	return b.String()
 }
 
@@ -201,5 +210,5 @@ func (l *login) ShortHelp() []key.Binding { return l.form.help() }
 
 func (l *login) FullHelp() [][]key.Binding {
 	km := l.c.KeyMap
-	return [][]key.Binding{{km.Submit, km.Back}, {km.Next, km.Prev}}
+	return [][]key.Binding{{km.Submit, km.Back}, {km.Next, km.Prev}, {km.Forgot}}
 }

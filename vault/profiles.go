@@ -39,6 +39,11 @@ type Profile struct {
 	// MFA records whether the account had two-factor on when latch last
 	// looked; the server is the authority.
 	MFA bool `json:"mfa,omitempty"`
+	// Email and EmailVerified record the account's address and whether it
+	// was verified when latch last looked (nil: not known); the server is
+	// the authority.
+	Email         string `json:"email,omitempty"`
+	EmailVerified *bool  `json:"email_verified,omitempty"`
 
 	// How an OpenID profile's provider is reached, remembered so that a
 	// refresh, a revocation and a login again use the login's settings.
