@@ -69,8 +69,9 @@ type ResetRequest struct {
 type ResetResult struct {
 	Server string
 	// LoggedOut are the profiles on that server whose session the reset
-	// ended (the server refused their refresh token afterwards): their
-	// saved tokens were removed, so they read as logged out.
+	// ended (the server honoured their refresh token just before and
+	// refused it just after): their saved tokens were removed, so they
+	// read as logged out.
 	LoggedOut []string
 	// Unchecked are profiles on that server whose session could not be
 	// checked (server unreachable, vault error); their tokens are kept.
@@ -84,11 +85,12 @@ type ResetResult struct {
 //
 // A reset ends every session of the account at the server, but latch does
 // not know which local profile the token's account is. So it asks: each
-// account profile on the same server tries a refresh, and one the server
-// now refuses is logged out locally (its tokens are deleted, since the
-// server has revoked them, and the access token must not be handed out
-// until it expires). A profile whose refresh still works is another account
-// and is left alone.
+// account profile on the same server tries a refresh before the reset and
+// after it, and one the server honoured before and refuses after is logged
+// out locally (its tokens are deleted, since the server has revoked them,
+// and the access token must not be handed out until it expires). A profile
+// whose refresh still works is another account, and one already refused
+// before is not the reset's doing: both are left alone.
 func (e *Env) ResetPassword(ctx context.Context, req ResetRequest) (*ResetResult, error) {
 	t, err := e.resolve(RecoveryTarget{Profile: req.Profile, Server: req.Server}, false)
 	if err != nil {
@@ -113,6 +115,11 @@ func (e *Env) ResetPassword(ctx context.Context, req ResetRequest) (*ResetResult
 			return nil, err
 		}
 	}
+	// Which local sessions on the server work before the reset: only those
+	// can have been ended by it. A session already dead (another
+	// account's, logged out or revoked elsewhere) is not this reset's doing
+	// and its tokens are not ours to delete.
+	alive := e.liveSessions(ctx, c.BaseURL())
 	err = c.ResetPassword(ctx, strings.TrimSpace(req.Token), req.NewPassword, code)
 	if req.UseBackupCode {
 		switch {
@@ -126,23 +133,48 @@ func (e *Env) ResetPassword(ctx context.Context, req ResetRequest) (*ResetResult
 		return nil, err
 	}
 	res := &ResetResult{Server: c.BaseURL()}
-	e.endRevokedSessions(ctx, res)
+	e.endRevokedSessions(ctx, res, alive)
 	return res, nil
 }
 
-// endRevokedSessions logs out the account profiles on res.Server whose
-// session the server no longer honours.
-func (e *Env) endRevokedSessions(ctx context.Context, res *ResetResult) {
+// liveSessions refreshes each account profile on server that has a saved
+// session and says which the server still honoured (true) and which it
+// could not be asked about (false); those it refused are left out.
+func (e *Env) liveSessions(ctx context.Context, server string) map[string]bool {
+	live := map[string]bool{}
+	cfg, err := e.Config()
+	if err != nil {
+		return live
+	}
+	for _, p := range cfg.Profiles {
+		if p.Kind != vault.KindAccount || !sameServer(p.Server, server) {
+			continue
+		}
+		if _, err := e.Tokens().Status(ctx, p.Name); err != nil {
+			continue // no session saved, nothing to end
+		}
+		if err := e.RefreshNow(ctx, p.Name); err == nil || !refused(err) {
+			live[p.Name] = err == nil
+		}
+	}
+	return live
+}
+
+// endRevokedSessions logs out the profiles of alive (see liveSessions)
+// whose session the server no longer honours after the reset.
+func (e *Env) endRevokedSessions(ctx context.Context, res *ResetResult, alive map[string]bool) {
 	cfg, err := e.Config()
 	if err != nil {
 		return
 	}
 	for _, p := range cfg.Profiles {
-		if p.Kind != vault.KindAccount || !sameServer(p.Server, res.Server) {
+		checked, ok := alive[p.Name]
+		if !ok || p.Kind != vault.KindAccount || !sameServer(p.Server, res.Server) {
 			continue
 		}
-		if _, err := e.Tokens().Status(ctx, p.Name); err != nil {
-			continue // no session saved, nothing to end
+		if !checked {
+			res.Unchecked = append(res.Unchecked, p.Name)
+			continue
 		}
 		err := e.RefreshNow(ctx, p.Name)
 		switch {

@@ -223,7 +223,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		if sess, err = s.startSession(ctx, tx, uid, r.UserAgent()); err != nil {
 			return err
 		}
-		return s.noteSignIn(ctx, tx, uid, clientInfo{ip: s.clientIP(r), userAgent: r.UserAgent()})
+		return s.noteSignIn(ctx, tx, uid, s.requestClient(r))
 	})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -299,7 +299,7 @@ func (s *Server) checkPassword(r *http.Request, identifier, password string) (ui
 var errEmailUnverified = newProblem(http.StatusForbidden, probEmailUnverified, "Email not verified",
 	"This server requires a verified email address before login. Open the link in the verification mail "+
 		"(or run `latch email verify --token-stdin` with its token). No mail, or the link expired? "+
-		"Run `latch email resend`: it asks for your username or email, no login needed.")
+		"Run `latch email resend -u USERNAME_OR_EMAIL --server URL`: it needs no login.")
 
 // upgradeHash replaces a bcrypt hash or an argon2id hash of old parameters
 // after a successful login. A failure is logged: the login still stands.
@@ -456,7 +456,13 @@ func (s *Server) handlePassword(w http.ResponseWriter, r *http.Request, a *auth)
 			WHERE user_id = ? AND id != ? AND revoked_at IS NULL`, now, a.UserID, a.SessionID); err != nil {
 			return err
 		}
-		return s.notice(ctx, tx, a.UserID, "password-changed", clientInfo{ip: s.clientIP(r), userAgent: r.UserAgent()})
+		// A reset token mailed earlier would undo the change: whoever
+		// else reads the mailbox must not get the account back with it.
+		if _, err := tx.ExecContext(ctx, "DELETE FROM account_tokens WHERE user_id = ? AND purpose = ? AND used_at IS NULL",
+			a.UserID, purposeReset); err != nil {
+			return err
+		}
+		return s.notice(ctx, tx, a.UserID, "password-changed", s.requestClient(r))
 	})
 	if err != nil {
 		s.writeError(w, r, err)

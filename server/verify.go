@@ -173,7 +173,7 @@ func (s *Server) handleEmailChange(w http.ResponseWriter, r *http.Request, a *au
 		s.writeError(w, r, rateLimited(retrySeconds(d)))
 		return
 	}
-	ci := clientInfo{ip: s.clientIP(r), userAgent: r.UserAgent()}
+	ci := s.requestClient(r)
 	err = s.st.tx(ctx, func(tx *sql.Tx) error {
 		var owner int64
 		err := tx.QueryRowContext(ctx, "SELECT id FROM users WHERE email = ?", req.NewEmail).Scan(&owner)
