@@ -165,7 +165,8 @@ func offerEndOthers(ctx context.Context, g *globals, e *flows.Env, others int, e
 	}
 	if !g.tty() {
 		fmt.Fprintf(g.out, "%d other session(s) of the account are still open. If someone else may know your password or codes, "+
-			"end them in latch's Sessions screen (run latch), or pass --end-other-sessions next time.\n", others)
+			"end them now in latch's Sessions screen (run latch), or list them with latch api /auth/sessions and end each "+
+			"with latch api -X DELETE /auth/sessions/ID; --end-other-sessions ends them along with the change.\n", others)
 		return nil
 	}
 	fmt.Fprintf(g.err, "%d other session(s) of the account are still open. End them now? [y/N] ", others)

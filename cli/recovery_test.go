@@ -29,7 +29,7 @@ func TestOfferEndOthers(t *testing.T) {
 		{"enter means no", true, "\n", "The other sessions stay open.", false},
 		{"no", true, "n\n", "The other sessions stay open.", false},
 		{"end of input means no", true, "", "The other sessions stay open.", false},
-		{"no terminal", false, "y\n", "pass --end-other-sessions next time", false},
+		{"no terminal", false, "y\n", "latch api -X DELETE /auth/sessions/ID", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
