@@ -292,4 +292,12 @@ func TestE2ERequireVerifiedEmail(t *testing.T) {
 	if st := e.status(); st.EmailVerified == nil || !*st.EmailVerified {
 		t.Fatalf("status after verify and login: %v", st.EmailVerified)
 	}
+
+	// Moving to an address another account has: the server answers as if
+	// it had, and latch says what the account really holds.
+	e.must(e2ePassword+"\n", "signup", "--server", e.srv.URL, "-u", "omar", "--email", "omar@example.com", "--password-stdin", "--no-login")
+	out = e.must(e2ePassword+"\n", "email", "change", "omar@example.com", "--password-stdin", "-p", "default")
+	if !strings.Contains(out, "still nina@example.com") {
+		t.Fatalf("email change to a taken address: %s", out)
+	}
 }

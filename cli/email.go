@@ -155,6 +155,11 @@ the mail sent there; the old address gets a notice.`,
 				}
 				return err
 			}
+			if !strings.EqualFold(st.Email, strings.TrimSpace(newEmail)) {
+				fmt.Fprintf(g.out, "The account's email is still %s: the server did not move it to %s. If that address "+
+					"already has an account, its owner was told.\n", st.Email, strings.TrimSpace(newEmail))
+				return nil
+			}
 			fmt.Fprintf(g.out, "Email changed to %s (not verified yet). A verification mail went there: open its link, or run latch email verify --token-stdin.\n", st.Email)
 			fmt.Fprintln(g.out, "The old address got a notice of the change.")
 			return nil

@@ -279,6 +279,11 @@ func (e *Env) ChangeEmail(ctx context.Context, profile, newEmail, password strin
 	if err != nil {
 		return nil, err
 	}
+	// A server that requires verified addresses answers a taken address
+	// as if it had changed it; the account says what really happened.
+	if now, err := e.EmailStatus(ctx, p.Name); err == nil {
+		return now, nil
+	}
 	e.recordEmail(ctx, p.Server, p.Name, st)
 	return st, nil
 }
