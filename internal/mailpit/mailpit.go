@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -43,22 +45,50 @@ type Message struct {
 // args are extra mailpit flags (--smtp-auth-accept-any, …).
 func Start(t testing.TB, args ...string) *Mailpit {
 	t.Helper()
-	return StartAt(t, freeAddr(t), args...)
+	return start(t, "", args)
 }
 
 // StartAt is Start with the SMTP listener on smtpAddr, for tests that bring
 // a mail server back on the address a dead one had.
 func StartAt(t testing.TB, smtpAddr string, args ...string) *Mailpit {
 	t.Helper()
+	return start(t, smtpAddr, args)
+}
+
+// start tries a few times: a free port found here can be taken by another
+// test process (another package's mailpit) before this mailpit binds it;
+// mailpit then exits, and the next try takes other ports.
+func start(t testing.TB, smtpAddr string, args []string) *Mailpit {
+	t.Helper()
 	bin := binary(t)
+	var outs []string
+	for range 5 {
+		addr := smtpAddr
+		if addr == "" {
+			addr = freeAddr(t)
+		}
+		m, out := try(t, bin, addr, freeAddr(t), args)
+		if m != nil {
+			return m
+		}
+		outs = append(outs, out)
+	}
+	t.Fatalf("mailpit exited at start, 5 times:\n%s", strings.Join(outs, "\n---\n"))
+	return nil
+}
+
+// try starts one mailpit and waits until it answers; nil (and its output)
+// when it exited first.
+func try(t testing.TB, bin, smtpAddr, httpAddr string, args []string) (*Mailpit, string) {
+	t.Helper()
 	dir := t.TempDir()
-	httpAddr := freeAddr(t)
+	db := filepath.Join(dir, "mailpit.db")
 	// The database goes in the test's directory; no reverse DNS (tests are
 	// offline); the SMTP server must not relay anywhere.
 	argv := append([]string{"--smtp", smtpAddr, "--listen", httpAddr,
-		"--database", filepath.Join(dir, "mailpit.db"), "--smtp-disable-rdns", "--disable-version-check",
+		"--database", db, "--smtp-disable-rdns", "--disable-version-check",
 		"--quiet"}, args...)
-	var out bytes.Buffer
+	var out syncBuffer
 	cmd := exec.Command(bin, argv...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -75,17 +105,54 @@ func StartAt(t testing.TB, smtpAddr string, args ...string) *Mailpit {
 	for {
 		select {
 		case <-exited:
-			t.Fatalf("mailpit exited at start: %s", out.String())
+			return nil, out.String()
 		default:
 		}
-		if _, err := m.list(); err == nil && dialable(smtpAddr) {
-			return m
+		// The API must be this mailpit's (its database is ours), not one a
+		// parallel test started on the port first.
+		if m.database() == db && dialable(smtpAddr) {
+			return m, ""
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("mailpit did not answer within 15s: %s", out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// database is the database path mailpit's API reports; "" when it does not
+// answer as mailpit.
+func (m *Mailpit) database() string {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(m.APIURL + "/api/v1/info")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var info struct{ Database string }
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&info) != nil {
+		return ""
+	}
+	return info.Database
+}
+
+// syncBuffer is a bytes.Buffer safe for mailpit's two output streams and
+// the test reading it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func binary(t testing.TB) string {
@@ -105,7 +172,7 @@ func binary(t testing.TB) string {
 }
 
 // freeAddr finds a free loopback port. Another process may take it before
-// mailpit does; that is rare, and the start then fails loudly.
+// mailpit does; start then tries again.
 func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
