@@ -23,6 +23,7 @@ type serveOptions struct {
 	ClientsFile                     string
 	Dev, InsecureHTTP, BehindProxy  bool
 	RequireVerifiedEmail            bool
+	BootstrapAdmin                  string
 	TLSCert, TLSKey                 string
 	AccessTTL, RefreshTTL           time.Duration
 	SessionMax, ReuseGrace          time.Duration
@@ -30,6 +31,9 @@ type serveOptions struct {
 	LogFormat, LogLevel             string
 	SMTPURL, SMTPPasswordFile       string
 	MailFrom                        string
+	AuditLog                        string
+	AuditRetention                  time.Duration
+	Audit                           bool
 
 	// ready, when set, is told the address the server listens on.
 	ready func(addr string)
@@ -97,7 +101,8 @@ one-line notice in the log per mail); with --smtp-url too, it also sends.`,
 	f.StringVar(&o.SecretKeyFile, "secret-key-file", "", "file holding the server key that seals secrets at rest, created 0600 if missing (default beside the database)")
 	f.StringVar(&o.Issuer, "issuer", "", "public URL of this server, used as token issuer (default from --addr)")
 	f.StringVar(&o.ClientsFile, "clients", "", "YAML or JSON file of OAuth clients of the OpenID provider, besides the built-in latch-cli (format above)")
-	f.BoolVar(&o.Dev, "dev", false, "development mode: in-memory database, loopback only")
+	f.BoolVar(&o.Dev, "dev", false, "development mode: in-memory database, loopback only; the first account is a superadmin")
+	f.StringVar(&o.BootstrapAdmin, "bootstrap-admin", "", "USERNAME of the account made superadmin at start (or when it signs up), to administer the server")
 	f.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate file (PEM)")
 	f.StringVar(&o.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	f.BoolVar(&o.InsecureHTTP, "insecure-http", false, "allow plain HTTP on a non-loopback address (behind a TLS proxy)")
@@ -112,6 +117,10 @@ one-line notice in the log per mail); with --smtp-url too, it also sends.`,
 	f.StringVar(&o.SMTPURL, "smtp-url", "", "SMTP server for mail: smtp://[user@]host[:587] (STARTTLS) or smtps://[user@]host[:465]")
 	f.StringVar(&o.SMTPPasswordFile, "smtp-password-file", "", "file holding the SMTP password (else env "+smtpPasswordEnv+")")
 	f.StringVar(&o.MailFrom, "mail-from", "", "sender address of mail, like 'latch <latch@example.com>' (needed with --smtp-url unless --dev)")
+	f.StringVar(&o.AuditLog, "audit-log", "", "also write every audit event as a JSON line to FILE (created 0600, appended to), or - for stdout, for a SIEM")
+	f.DurationVar(&o.AuditRetention, "audit-retention", server.DefaultAuditRetention, "how long audit events are kept in the database")
+	f.BoolVar(&o.Audit, "audit", true, "record audit events (off only for benchmarks)")
+	f.MarkHidden("audit")
 	f.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -153,6 +162,14 @@ func serveRun(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.AuditRetention <= 0 {
+		return usagef("--audit-retention must be positive, not %v", o.AuditRetention)
+	}
+	auditLog, closeAudit, err := openAuditLog(o.AuditLog)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
 
 	cfg := server.Config{
 		Issuer: o.Issuer, AccessTTL: o.AccessTTL, RefreshTTL: o.RefreshTTL,
@@ -160,6 +177,8 @@ func serveRun(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 		RateIP: disableZero(o.RateIP), RateAccount: disableZero(o.RateAccount),
 		BehindProxy: o.BehindProxy, Logger: logger, Mail: mail,
 		RequireVerifiedEmail: o.RequireVerifiedEmail,
+		BootstrapAdmin:       o.BootstrapAdmin, Dev: o.Dev,
+		AuditLog: auditLog, AuditRetention: o.AuditRetention, NoAudit: !o.Audit,
 	}
 	if o.ReuseGrace == 0 {
 		cfg.ReuseGrace = -1 // the config's "never"; its zero means the default
@@ -278,4 +297,30 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usagef("--log-format %q: use text or json", format)
+}
+
+// openAuditLog opens the --audit-log sink: stdout for "-", else the file,
+// appended to and private (events name accounts and addresses).
+func openAuditLog(path string) (io.Writer, func(), error) {
+	switch path {
+	case "":
+		return nil, func() {}, nil
+	case "-":
+		return os.Stdout, func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--audit-log: %w (give a writable file, or - for stdout)", err)
+	}
+	// O_CREATE's mode applies only to a new file: an existing one others
+	// may read would show them every account's events and addresses.
+	if fi, err := f.Stat(); err != nil || fi.Mode().Perm()&0o077 != 0 {
+		f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("--audit-log: %w", err)
+		}
+		return nil, nil, fmt.Errorf("--audit-log %s is readable by others (mode %v): chmod 600 it, or give another file",
+			path, fi.Mode().Perm())
+	}
+	return f, func() { f.Close() }, nil
 }

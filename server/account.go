@@ -113,6 +113,12 @@ func (s *Server) createUser(ctx context.Context, username, email, password strin
 		if id, err = res.LastInsertId(); err != nil {
 			return err
 		}
+		if err := s.initialRoles(ctx, tx, id, username); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, tx, nil, auditEvent{Type: evSignup, UserID: id}); err != nil {
+			return err
+		}
 		return s.sendToken(ctx, tx, id, username, email, purposeVerify, newAccountToken())
 	})
 	return id, err
@@ -223,6 +229,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		if sess, err = s.startSession(ctx, tx, uid, r.UserAgent()); err != nil {
 			return err
 		}
+		if err := s.audit(ctx, tx, r, auditEvent{Type: evLoginOK, UserID: uid, SessionID: sess.ID,
+			Detail: map[string]string{"factor": "password"}}); err != nil {
+			return err
+		}
 		return s.noteSignIn(ctx, tx, uid, s.requestClient(r))
 	})
 	if err != nil {
@@ -259,12 +269,18 @@ func (s *Server) checkPassword(r *http.Request, identifier, password string) (ui
 	acct := acctKey(uid)
 	if d := s.backoff.wait(ident); d > 0 {
 		s.metrics.logins.inc("limited")
+		s.loginFailed(r, uid, "backoff")
 		return 0, false, rateLimited(retrySeconds(d))
 	}
 	if errors.Is(err, sql.ErrNoRows) || err == nil && s.backoff.wait(acct) > 0 {
 		s.hasher.VerifyDummy(ctx, password)
 		s.backoff.fail(ident)
 		s.metrics.logins.inc("failed")
+		if err == nil {
+			s.loginFailed(r, uid, "backoff")
+		} else {
+			s.loginFailed(r, 0, "unknown_account")
+		}
 		return 0, false, errCredentials
 	}
 	if err != nil {
@@ -279,6 +295,7 @@ func (s *Server) checkPassword(r *http.Request, identifier, password string) (ui
 		s.backoff.fail(acct)
 		s.metrics.logins.inc("failed")
 		s.log.Info("login failed", "user_id", uid)
+		s.loginFailed(r, uid, "bad_credentials")
 		return 0, false, errCredentials
 	}
 	s.backoff.succeed(ident)
@@ -291,7 +308,15 @@ func (s *Server) checkPassword(r *http.Request, identifier, password string) (ui
 	// After the password: only the account's owner learns that the
 	// address is unverified, and no session or MFA step is handed out.
 	if s.cfg.RequireVerifiedEmail && !verified {
+		s.loginFailed(r, uid, "email_unverified")
 		return 0, false, errEmailUnverified
+	}
+	// Locked, or a reset required: also only after the password (rbac.go).
+	if reason, err := s.loginRefusal(ctx, uid); err != nil {
+		if reason != "" {
+			s.loginFailed(r, uid, reason)
+		}
+		return 0, false, err
 	}
 	return uid, mfa, nil
 }
@@ -383,7 +408,15 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, a *auth) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, u)
+	roles, err := s.rolesOf(r.Context(), s.st.db, a.UserID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		*user
+		Roles []string `json:"roles"`
+	}{u, roles})
 }
 
 func (s *Server) handleProtected(w http.ResponseWriter, r *http.Request, a *auth) {
@@ -460,6 +493,9 @@ func (s *Server) handlePassword(w http.ResponseWriter, r *http.Request, a *auth)
 		// else reads the mailbox must not get the account back with it.
 		if _, err := tx.ExecContext(ctx, "DELETE FROM account_tokens WHERE user_id = ? AND purpose = ? AND used_at IS NULL",
 			a.UserID, purposeReset); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, tx, r, auditEvent{Type: evPasswordChanged, UserID: a.UserID, SessionID: a.SessionID}); err != nil {
 			return err
 		}
 		return s.notice(ctx, tx, a.UserID, "password-changed", s.requestClient(r))

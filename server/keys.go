@@ -113,6 +113,9 @@ type accessClaims struct {
 	// EmailVerified is whether the account's email was verified when the
 	// token was issued.
 	EmailVerified bool `json:"email_verified"`
+	// Roles are the account's roles when the token was issued, least
+	// privileged first: a role change takes effect at the next refresh.
+	Roles []string `json:"roles"`
 }
 
 // ceilSecond rounds t up to a whole second. JWT times are whole seconds;
@@ -127,6 +130,10 @@ func ceilSecond(t time.Time) time.Time {
 
 // issueAccess signs an access token for user uid in session sid.
 func (s *Server) issueAccess(uid int64, sid string, emailVerified bool) (string, error) {
+	roles, err := s.rolesOf(context.Background(), s.st.db, uid)
+	if err != nil {
+		return "", fmt.Errorf("read roles of user %d: %w", uid, err)
+	}
 	now := s.now()
 	jti := make([]byte, 16)
 	rand.Read(jti)
@@ -142,6 +149,7 @@ func (s *Server) issueAccess(uid int64, sid string, emailVerified bool) (string,
 		SessionID:     sid,
 		Type:          "access",
 		EmailVerified: emailVerified,
+		Roles:         roles,
 	}
 	return jwt.Signed(s.keys.signer).Claims(c).Serialize()
 }

@@ -270,7 +270,15 @@ func (s *Server) withCode(w http.ResponseWriter, r *http.Request, a *auth, backu
 			return err
 		}
 		now := s.now()
-		if result, err = s.checkCode(ctx, tx, a.UserID, req.Code, now, backup); err != nil || !codeAccepted(result) {
+		if result, err = s.checkCode(ctx, tx, a.UserID, req.Code, now, backup); err != nil {
+			return err
+		}
+		typ := evMFAOK
+		if !codeAccepted(result) {
+			typ = evMFAFailed
+		}
+		if err := s.audit(ctx, tx, r, auditEvent{Type: typ, UserID: a.UserID, SessionID: a.SessionID,
+			Detail: map[string]string{"result": result, "step": "account"}}); err != nil || !codeAccepted(result) {
 			return err
 		}
 		return change(ctx, tx, now, req)
@@ -317,6 +325,10 @@ func (s *Server) handleMFAVerify(w http.ResponseWriter, r *http.Request) {
 	_, result, err := s.verifyChallenge(r, req.MFAToken, req.Code, func(ctx context.Context, tx *sql.Tx, uid int64, ua string) error {
 		var err error
 		if sess, err = s.startSession(ctx, tx, uid, ua); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, tx, r, auditEvent{Type: evLoginOK, UserID: uid, SessionID: sess.ID,
+			Detail: map[string]string{"factor": "password+mfa"}}); err != nil {
 			return err
 		}
 		return s.noteSignIn(ctx, tx, uid, clientInfo{ip: s.clientIP(r), userAgent: ua})
@@ -374,6 +386,10 @@ func (s *Server) verifyChallenge(r *http.Request, mfaToken, code string,
 		}
 		if !codeAccepted(result) {
 			attempts++
+			if err := s.audit(ctx, tx, r, auditEvent{Type: evMFAFailed, UserID: uid,
+				Detail: map[string]string{"result": result, "step": "login"}}); err != nil {
+				return err
+			}
 			if attempts >= mfaMaxAttempts {
 				result, fail = mfaExceeded, errTooManyCodes
 				_, err = tx.ExecContext(ctx, "DELETE FROM mfa_challenges WHERE hash = ?", hash)
@@ -384,6 +400,10 @@ func (s *Server) verifyChallenge(r *http.Request, mfaToken, code string,
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "DELETE FROM mfa_challenges WHERE hash = ?", hash); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, tx, r, auditEvent{Type: evMFAOK, UserID: uid,
+			Detail: map[string]string{"result": result, "step": "login"}}); err != nil {
 			return err
 		}
 		return done(ctx, tx, uid, ua)

@@ -64,7 +64,7 @@ func (s *Server) newProvider() (*op.Provider, *opStorage, error) {
 		CodeMethodS256:           true,
 		AuthMethodPost:           true,
 		GrantTypeRefreshToken:    true,
-		SupportedScopes:          defaultScopes,
+		SupportedScopes:          append(slices.Clone(defaultScopes), scopeRoles),
 		DeviceAuthorization: op.DeviceAuthorizationConfig{
 			Lifetime:     deviceCodeTTL,
 			PollInterval: s.cfg.DevicePoll,

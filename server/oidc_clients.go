@@ -93,6 +93,11 @@ func parseClients(raw []byte) ([]ClientConfig, error) {
 
 var defaultScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess}
 
+// scopeRoles asks for the account's roles (claim "roles", least privileged
+// first) in the ID token and at userinfo. A client lists it in its scopes
+// to be allowed it.
+const scopeRoles = "roles"
+
 // client is a registered client as op sees it.
 type client struct {
 	id, name   string

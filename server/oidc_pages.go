@@ -300,6 +300,10 @@ func (s *Server) authenticated(ctx context.Context, tx *sql.Tx, a *authRequest, 
 		return err
 	}
 	a.stage, a.userID, a.browser, a.authTime, a.amr = next, uid, browser, now, amr
+	if err := s.audit(ctx, tx, nil, auditEvent{Type: evLoginOK, UserID: uid, Detail: map[string]string{
+		"factor": strings.Join(amr, "+"), "client_id": a.clientID, "flow": a.kind}}); err != nil {
+		return err
+	}
 	return s.noteSignIn(ctx, tx, uid, clientInfoFrom(ctx))
 }
 
@@ -342,6 +346,8 @@ func scopeDescriptions(scopes []string) []string {
 			out = append(out, "See your username")
 		case "email":
 			out = append(out, "See your email address")
+		case scopeRoles:
+			out = append(out, "See your roles on this server")
 		case "offline_access":
 			out = append(out, "Stay signed in until you sign out or revoke it")
 		default:

@@ -224,9 +224,9 @@ func (st *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Aut
 	case used.Valid:
 		if a.sessionID.Valid {
 			err := st.s.st.tx(ctx, func(tx *sql.Tx) error {
-				_, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = 'reuse'
-					WHERE id = ? AND revoked_at IS NULL`, st.s.now().Unix(), a.sessionID.String)
-				return err
+				return st.s.endSessions(ctx, tx, evSessionRevoked, map[string]string{"reason": "code_reuse", "client_id": a.clientID},
+					`UPDATE sessions SET revoked_at = ?, revoked_reason = 'reuse'
+					WHERE id = ? AND revoked_at IS NULL RETURNING id, user_id`, st.s.now().Unix(), a.sessionID.String)
 			})
 			if err != nil {
 				return nil, err

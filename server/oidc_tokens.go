@@ -257,6 +257,12 @@ func (st *opStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.Tok
 		if u, err := st.s.loadUser(ctx, uid); err == nil {
 			claims["email_verified"] = u.EmailVerified
 		}
+		// The account API's permission checks read the token's roles.
+		roles, err := st.s.rolesOf(ctx, st.s.st.db, uid)
+		if err != nil {
+			return nil, err
+		}
+		claims["roles"] = roles
 	}
 	return claims, nil
 }
@@ -309,6 +315,12 @@ func (st *opStorage) userClaims(ctx context.Context, uid int64, scopes []string,
 			info.Email, info.EmailVerified = u.Email, oidc.Bool(u.EmailVerified)
 			// The field is omitted when false; say so explicitly.
 			info.AppendClaims("email_verified", u.EmailVerified)
+		case scopeRoles:
+			roles, err := st.s.rolesOf(ctx, st.s.st.db, uid)
+			if err != nil {
+				return err
+			}
+			info.AppendClaims("roles", roles)
 		}
 	}
 	return nil
@@ -405,9 +417,9 @@ func (st *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientI
 		return oidc.ErrInvalidClient().WithDescription("The token was not issued to this client.")
 	}
 	err = st.s.st.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "UPDATE sessions SET revoked_at = ?, revoked_reason = 'revoked' WHERE revoked_at IS NULL AND "+where,
+		return st.s.endSessions(ctx, tx, evSessionRevoked, map[string]string{"reason": "oauth_revocation", "client_id": clientID},
+			"UPDATE sessions SET revoked_at = ?, revoked_reason = 'revoked' WHERE revoked_at IS NULL AND "+where+" RETURNING id, user_id",
 			st.s.now().Unix(), arg)
-		return err
 	})
 	if err != nil {
 		return oidc.ErrServerError()
@@ -420,8 +432,8 @@ func (st *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientI
 // sessions with that client.
 func (st *opStorage) TerminateSession(ctx context.Context, userID, clientID string) error {
 	return st.s.st.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = 'logout'
-			WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL`, st.s.now().Unix(), userID, clientID)
-		return err
+		return st.s.endSessions(ctx, tx, evLogout, map[string]string{"client_id": clientID},
+			`UPDATE sessions SET revoked_at = ?, revoked_reason = 'logout'
+			WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL RETURNING id, user_id`, st.s.now().Unix(), userID, clientID)
 	})
 }

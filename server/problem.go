@@ -37,6 +37,8 @@ const (
 	probTokenUsed       = "urn:latch:problem:token-used"
 	probEmailUnverified = "urn:latch:problem:email-unverified" // login refused until verified
 	probMFARequired     = "urn:latch:problem:mfa-required"     // a reset of a TOTP account needs a code
+	probForbidden       = "urn:latch:problem:forbidden"        // a permission is missing; detail names it
+	probAccountLocked   = "urn:latch:problem:account-locked"   // an admin locked the account
 )
 
 // maxBody is the largest request body accepted.

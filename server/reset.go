@@ -84,7 +84,7 @@ func (s *Server) resetPassword(r *http.Request, tok, newPassword, code string) (
 			sql  string
 			args []any
 		}{
-			{"UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", []any{hash, now.Unix(), t.uid}},
+			{"UPDATE users SET password_hash = ?, updated_at = ?, must_reset = 0 WHERE id = ?", []any{hash, now.Unix(), t.uid}},
 			{"UPDATE sessions SET revoked_at = ?, revoked_reason = 'password-reset' WHERE user_id = ? AND revoked_at IS NULL",
 				[]any{now.Unix(), t.uid}},
 			// Logins half-way through with the old password end too, and
@@ -99,6 +99,9 @@ func (s *Server) resetPassword(r *http.Request, tok, newPassword, code string) (
 			if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
 				return err
 			}
+		}
+		if err := s.audit(ctx, tx, r, auditEvent{Type: evPasswordReset, UserID: t.uid}); err != nil {
+			return err
 		}
 		return s.notice(ctx, tx, t.uid, "password-reset-done", ci)
 	})

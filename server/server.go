@@ -64,6 +64,21 @@ type Config struct {
 	// verified.
 	RequireVerifiedEmail bool
 
+	// BootstrapAdmin names an account (username) made superadmin at start
+	// and whenever it signs up; with Dev, the first account is.
+	BootstrapAdmin string
+	// Dev: development mode (latch serve --dev): the first account is a
+	// superadmin.
+	Dev bool
+	// AuditLog, when set, also receives every audit event as a JSON line
+	// (--audit-log FILE|-).
+	AuditLog io.Writer
+	// AuditRetention is how long audit events are kept (90 days).
+	AuditRetention time.Duration
+	// NoAudit turns the audit log off (hidden --audit=false, for the
+	// benchmark's comparison only).
+	NoAudit bool
+
 	Logger *slog.Logger
 	Now    func() time.Time
 
@@ -90,6 +105,7 @@ func (c *Config) setDefaults() {
 	def(&c.RefreshTTL, DefaultRefreshTTL)
 	def(&c.SessionMax, DefaultSessionMax)
 	def(&c.DevicePoll, devicePoll)
+	def(&c.AuditRetention, DefaultAuditRetention)
 	if c.ReuseGrace == 0 {
 		c.ReuseGrace = DefaultReuseGrace
 	}
@@ -139,6 +155,7 @@ type Server struct {
 
 	outbox outbox          // sends queued mail (outbox.go)
 	devbox *mailer.Mailbox // the dev mailbox, with MailConfig.Dev
+	aud    *auditLog       // the --audit-log stream (audit.go)
 }
 
 // New opens the database (creating and migrating it as needed) and loads or
@@ -156,6 +173,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, st: st, policy: defaultPolicy, metrics: newMetrics()}
+	s.aud = newAuditLog(cfg.AuditLog)
+	st.afterTx = s.aud.settle
 	if s.sealer, err = newSealer(cfg.SecretKey); err != nil {
 		st.Close()
 		return nil, err
@@ -192,6 +211,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.op = opst
 	s.mountProvider(provider)
+	if err := s.bootstrapAdmin(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if err := s.startOutbox(); err != nil {
 		st.Close()
 		return nil, err
@@ -238,6 +261,21 @@ func (s *Server) routes() []route {
 		{"POST", "/auth/password/forgot", fn(s.handlePasswordForgot)},
 		{"POST", "/auth/password/reset", fn(s.handlePasswordReset)},
 		{"GET", "/dev/mail", fn(s.handleDevMail)},
+		{"GET", "/auth/events", s.authed(s.handleEvents)},
+		{"GET", "/api/notes", s.requirePerm(permNotesRead, s.handleNotesList)},
+		{"POST", "/api/notes", s.requirePerm(permNotesWrite, s.handleNotesCreate)},
+		{"GET", "/api/notes/{id}", s.requirePerm(permNotesRead, s.handleNoteGet)},
+		{"PATCH", "/api/notes/{id}", s.authed(s.handleNoteUpdate)},  // owner, or notes:write (notes.go)
+		{"DELETE", "/api/notes/{id}", s.authed(s.handleNoteDelete)}, // owner, or notes:delete
+		{"GET", "/admin/users", s.requirePerm(permUsersRead, s.handleAdminUsers)},
+		{"GET", "/admin/users/{id}", s.requirePerm(permUsersRead, s.handleAdminUser)},
+		{"POST", "/admin/users/{id}/lock", s.requirePerm(permUsersWrite, s.handleAdminLock)},
+		{"POST", "/admin/users/{id}/unlock", s.requirePerm(permUsersWrite, s.handleAdminUnlock)},
+		{"POST", "/admin/users/{id}/require-password-reset", s.requirePerm(permUsersWrite, s.handleAdminRequireReset)},
+		{"PUT", "/admin/users/{id}/roles/{role}", s.requirePerm(permRolesAssign, s.handleAdminGrantRole)},
+		{"DELETE", "/admin/users/{id}/roles/{role}", s.requirePerm(permRolesAssign, s.handleAdminRevokeRole)},
+		{"DELETE", "/admin/sessions/{id}", s.requirePerm(permSessionsRevoke, s.handleAdminRevokeSession)},
+		{"GET", "/admin/events", s.requirePerm(permAuditRead, s.handleAdminEvents)},
 		{"GET", "/auth/jwks.json", fn(s.handleJWKS)},
 		{"GET", "/.well-known/jwks.json", fn(s.handleJWKS)},
 		{"GET", "/healthz", fn(s.handleHealth)},
@@ -255,6 +293,7 @@ func (s *Server) Handler() http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		h := rec.Header()
+		r = s.withRequestID(r, h)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		if isOIDCPath(r.URL.Path) {

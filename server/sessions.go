@@ -16,6 +16,7 @@ import (
 type auth struct {
 	UserID    int64
 	SessionID string
+	Roles     []string // the access token's roles claim
 }
 
 // authed wraps a handler that needs a valid access token whose session is
@@ -56,7 +57,7 @@ func (s *Server) authenticate(r *http.Request) (*auth, error) {
 	if !open {
 		return nil, errUnauthorized
 	}
-	return &auth{UserID: uid, SessionID: c.SessionID}, nil
+	return &auth{UserID: uid, SessionID: c.SessionID, Roles: c.Roles}, nil
 }
 
 // refreshToken reads the {"refresh_token": …} body of refresh and logout.
@@ -195,8 +196,11 @@ func (s *Server) handleRevokeSession(w http.ResponseWriter, r *http.Request, a *
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return s.audit(r.Context(), tx, r, auditEvent{Type: evSessionRevoked, UserID: a.UserID, SessionID: id,
+			Detail: map[string]string{"by_session": a.SessionID}})
 	})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -254,8 +258,10 @@ func (s *Server) sweep(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM account_tokens WHERE expires_at < ?", dayAgo); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, "DELETE FROM mfa_challenges WHERE expires_at < ?", now.Unix())
-		return err
+		if _, err := tx.ExecContext(ctx, "DELETE FROM mfa_challenges WHERE expires_at < ?", now.Unix()); err != nil {
+			return err
+		}
+		return s.pruneAudit(ctx, tx, now)
 	})
 	s.ipLimit.sweep(time.Hour)
 	s.acctLimit.sweep(time.Hour)

@@ -29,6 +29,7 @@ var migrations embed.FS
 type store struct {
 	db      *sql.DB
 	writeMu sync.Mutex
+	afterTx func(tx *sql.Tx, committed bool) // the audit stream's (audit.go)
 }
 
 // MemoryDB is the --db value for a throwaway in-memory database.
@@ -161,9 +162,19 @@ func (s *store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
+		s.settle(tx, false)
 		return err
 	}
-	return tx.Commit()
+	err = tx.Commit()
+	s.settle(tx, err == nil)
+	return err
+}
+
+// settle tells afterTx (the audit stream) how tx ended.
+func (s *store) settle(tx *sql.Tx, committed bool) {
+	if s.afterTx != nil {
+		s.afterTx(tx, committed)
+	}
 }
 
 var uniqueRE = regexp.MustCompile(`UNIQUE constraint failed: \w+\.(\w+)`)

@@ -65,6 +65,20 @@ type session struct {
 
 // startSession opens a new session (refresh-token family) for uid.
 func (s *Server) startSession(ctx context.Context, tx *sql.Tx, uid int64, userAgent string) (*session, error) {
+	// Checked again here, under the write lock every transaction takes
+	// first: an admin's lock (or required reset) committed between the
+	// password check and this transaction must not be outrun by a login.
+	var locked, mustReset bool
+	if err := tx.QueryRowContext(ctx, "SELECT locked, must_reset FROM users WHERE id = ?", uid).
+		Scan(&locked, &mustReset); err != nil {
+		return nil, err
+	}
+	switch {
+	case locked:
+		return nil, errAccountLocked
+	case mustReset:
+		return nil, errResetRequired
+	}
 	now := s.now()
 	idb := make([]byte, 12)
 	rand.Read(idb)
@@ -161,6 +175,9 @@ func (s *Server) rotate(ctx context.Context, tok string) (*session, string, erro
 				return err
 			}
 			outcome, fail = refreshReused, errReused
+			if err := s.audit(ctx, tx, nil, auditEvent{Type: evRefreshReuse, UserID: uid, SessionID: sid}); err != nil {
+				return err
+			}
 			return s.notice(ctx, tx, uid, "refresh-reuse", clientInfoFrom(ctx))
 		}
 
@@ -205,6 +222,14 @@ func endedDetail(reason string) string {
 		return "The session was ended by a password reset. Log in with the new password."
 	case "mfa":
 		return "The session was ended when two-factor authentication was turned on or off. Log in again."
+	// The admin API's (admin.go endAccess).
+	case "locked":
+		return "An administrator locked the account, which ended the session. Ask them to unlock it."
+	case "role":
+		return "An administrator removed one of the account's roles, which ended the session. Log in again."
+	case "password-reset-required":
+		return "An administrator requires a new password, which ended the session. Follow the link in the " +
+			"password-reset mail, or run latch password forgot."
 	}
 	return "The session was revoked. Log in again."
 }
@@ -233,16 +258,21 @@ func (s *Server) pair(sess *session) (*tokenPair, error) {
 func (s *Server) revokeByToken(ctx context.Context, tok, reason string) (bool, error) {
 	var revoked bool
 	err := s.st.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `
+		var sid string
+		var uid int64
+		err := tx.QueryRowContext(ctx, `
 			UPDATE sessions SET revoked_at = ?, revoked_reason = ?
-			WHERE revoked_at IS NULL AND id = (SELECT session_id FROM refresh_tokens WHERE hash = ?)`,
-			s.now().Unix(), reason, hashToken(tok))
+			WHERE revoked_at IS NULL AND id = (SELECT session_id FROM refresh_tokens WHERE hash = ?)
+			RETURNING id, user_id`,
+			s.now().Unix(), reason, hashToken(tok)).Scan(&sid, &uid)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		n, _ := res.RowsAffected()
-		revoked = n > 0
-		return nil
+		revoked = true
+		return s.audit(ctx, tx, nil, auditEvent{Type: evLogout, UserID: uid, SessionID: sid})
 	})
 	return revoked, err
 }

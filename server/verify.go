@@ -38,8 +38,10 @@ func (s *Server) verifyEmail(ctx context.Context, tok string) (string, error) {
 			return errTokenInvalid(purposeVerify)
 		}
 		uid = t.uid
-		_, err = tx.ExecContext(ctx, "UPDATE users SET email_verified = 1, updated_at = ? WHERE id = ?", s.now().Unix(), t.uid)
-		return err
+		if _, err = tx.ExecContext(ctx, "UPDATE users SET email_verified = 1, updated_at = ? WHERE id = ?", s.now().Unix(), t.uid); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, nil, auditEvent{Type: evEmailVerified, UserID: t.uid})
 	})
 	if err == nil {
 		s.log.Info("email verified", "user_id", uid)

@@ -1,0 +1,47 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"testing"
+)
+
+// A lock (or a required reset) committed after a login's password check but
+// before its session is made still refuses the session: startSession reads
+// the account again inside the login's own transaction.
+func TestSessionRefusedForAccountLockedMeanwhile(t *testing.T) {
+	for _, tc := range []struct {
+		column string
+		want   *problem
+	}{
+		{"locked", errAccountLocked},
+		{"must_reset", errResetRequired},
+	} {
+		t.Run(tc.column, func(t *testing.T) {
+			e := newEnv(t)
+			e.register("alice", "alice@example.com")
+			var uid int64
+			if err := e.srv.st.db.QueryRow("SELECT id FROM users WHERE username = 'alice'").Scan(&uid); err != nil {
+				t.Fatal(err)
+			}
+			// The admin's change lands after the password was checked.
+			if _, err := e.srv.st.db.Exec("UPDATE users SET "+tc.column+" = 1 WHERE id = ?", uid); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			err := e.srv.st.tx(ctx, func(tx *sql.Tx) error {
+				_, err := e.srv.startSession(ctx, tx, uid, "test")
+				return err
+			})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("startSession on a %s account: %v, want %v", tc.column, err, tc.want)
+			}
+			var n int
+			e.srv.st.db.QueryRow("SELECT count(*) FROM sessions WHERE user_id = ?", uid).Scan(&n)
+			if n != 0 {
+				t.Fatalf("%d sessions made", n)
+			}
+		})
+	}
+}
