@@ -73,7 +73,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 4 login required, 5 vault locked
 	root.AddCommand(newServeCmd(nil), newSignupCmd(g, nil), newLoginCmd(g, nil), newLogoutCmd(g),
 		newTokenCmd(g), newStatusCmd(g), newAPICmd(g), newProfileCmd(g), newMFACmd(g), newCodesCmd(g), newDemoCmd(g),
 		newVaultCmd(g), newAgentCmd(), newVersionCmd(), newJWTCmd(g), newExecCmd(g), newCredentialCmd(g), newKubeCmd(g),
-		newGitCmd(g), newDockerCmd(g), newPasswordCmd(g), newEmailCmd(g))
+		newGitCmd(g), newDockerCmd(g), newPasswordCmd(g), newEmailCmd(g), newAdminCmd(g), newEventsCmd(g), newNotesCmd(g))
 	usageArgs(root)
 	addCompletions(root)
 	return root

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -39,6 +40,7 @@ type profileJSON struct {
 	MFA              bool       `json:"mfa"`
 	Email            string     `json:"email,omitempty"`
 	EmailVerified    *bool      `json:"email_verified,omitempty"`
+	Roles            []string   `json:"roles,omitempty"`
 	BackupCodesLeft  *int       `json:"backup_codes_left,omitempty"`
 	Error            string     `json:"error,omitempty"`
 	AccessExpiresAt  *time.Time `json:"access_expires_at,omitempty"`
@@ -144,7 +146,7 @@ func toProfileJSON(st flows.ProfileStatus) profileJSON {
 		Name: st.Profile.Name, Current: st.Current, Kind: st.Profile.Kind, Server: st.Profile.Server,
 		Username: st.Profile.Username, Issuer: st.Profile.Issuer, ClientID: st.Profile.ClientID, State: st.State,
 		MFA: st.Profile.MFA, BackupCodesLeft: st.BackupCodesLeft,
-		Email: st.Profile.Email, EmailVerified: st.Profile.EmailVerified,
+		Email: st.Profile.Email, EmailVerified: st.Profile.EmailVerified, Roles: st.Profile.Roles,
 	}
 	if st.Error != nil {
 		p.Error = st.Error.Error()
@@ -223,6 +225,9 @@ func printStatus(w io.Writer, s statusJSON, now time.Time) {
 				mfa += fmt.Sprintf(", %d backup codes left in the vault", *p.BackupCodesLeft)
 			}
 			fmt.Fprintf(w, "  two-factor: %s\n", mfa)
+		}
+		if len(p.Roles) > 0 {
+			fmt.Fprintf(w, "  roles:      %s\n", strings.Join(p.Roles, ", "))
 		}
 		if p.Error != "" {
 			fmt.Fprintf(w, "  error:      %s\n", p.Error)

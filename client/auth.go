@@ -75,6 +75,9 @@ type User struct {
 	// EmailVerified says whether the email address is proven to be the
 	// user's; nil when the server did not say (an older server).
 	EmailVerified *bool
+	// Roles are the account's roles, least privileged first; nil when the
+	// server did not say (a server without roles).
+	Roles []string
 }
 
 // Session is one login session of the current user.
@@ -216,6 +219,7 @@ func (c *Client) Me(ctx context.Context, accessToken string) (*User, error) {
 		UpdatedAt  time.Time `json:"updated_at"`
 		MFAEnabled bool      `json:"mfa_enabled"`
 		Verified   *bool     `json:"email_verified"`
+		Roles      []string  `json:"roles"`
 	}
 	r, err := c.bearerCall(ctx, http.MethodGet, "/auth/me", nil, accessToken, http.StatusOK, &w)
 	if err != nil {
@@ -225,7 +229,7 @@ func (c *Client) Me(ctx context.Context, accessToken string) (*User, error) {
 		return nil, shapeError(r, "has no id or username")
 	}
 	return &User{ID: *w.ID, Username: w.Username, Email: w.Email, CreatedAt: w.CreatedAt,
-		UpdatedAt: w.UpdatedAt, MFAEnabled: w.MFAEnabled, EmailVerified: w.Verified}, nil
+		UpdatedAt: w.UpdatedAt, MFAEnabled: w.MFAEnabled, EmailVerified: w.Verified, Roles: w.Roles}, nil
 }
 
 // Protected calls the demo endpoint and returns the username it names.

@@ -28,6 +28,11 @@ var (
 	ErrConflict            = errors.New("conflict")
 	ErrValidation          = errors.New("validation failed")
 	ErrMFARequired         = errors.New("second factor required")
+	// ErrForbidden: the account lacks the permission (RBAC); the
+	// APIError's Detail names it.
+	ErrForbidden             = errors.New("forbidden")
+	ErrAccountLocked         = errors.New("account locked")
+	ErrPasswordResetRequired = errors.New("password reset required")
 	// ErrInvalidCode: a second-factor code was wrong or already used; the
 	// same step may be tried again with another code.
 	ErrInvalidCode = errors.New("invalid or already used code")
@@ -78,6 +83,9 @@ const (
 	typeTokenUsed           = "urn:latch:problem:token-used"
 	typeEmailUnverified     = "urn:latch:problem:email-unverified"
 	typeMFARequired         = "urn:latch:problem:mfa-required"
+	typeForbidden           = "urn:latch:problem:forbidden"
+	typeAccountLocked       = "urn:latch:problem:account-locked"
+	typeResetRequired       = "urn:latch:problem:password-reset-required"
 )
 
 var typeSentinels = map[string]error{
@@ -100,6 +108,9 @@ var typeSentinels = map[string]error{
 	typeTokenUsed:           ErrTokenUsed,
 	typeEmailUnverified:     ErrEmailUnverified,
 	typeMFARequired:         ErrMFARequired,
+	typeForbidden:           ErrForbidden,
+	typeAccountLocked:       ErrAccountLocked,
+	typeResetRequired:       ErrPasswordResetRequired,
 }
 
 // statusSentinels apply to problems of type about:blank (or none), which by
@@ -108,6 +119,7 @@ var statusSentinels = map[int]error{
 	http.StatusUnauthorized:    ErrUnauthorized,
 	http.StatusNotFound:        ErrNotFound,
 	http.StatusConflict:        ErrConflict,
+	http.StatusForbidden:       ErrForbidden,
 	http.StatusTooManyRequests: ErrRateLimited,
 }
 
@@ -136,6 +148,8 @@ var typeMessages = map[string]string{
 	typeTokenExpired:        "the token has expired; ask for a new mail (latch password forgot, or latch email resend)",
 	typeTokenUsed:           "the token was already used; each mailed token works once, ask for a new mail if you still need one",
 	typeEmailUnverified:     "your email address is not verified yet; open the link in the verification mail, or run latch email verify --token-stdin with its token (latch email resend -u NAME --server URL sends a new one)",
+	typeAccountLocked:       "this account is locked by an administrator; ask them to unlock it",
+	typeResetRequired:       "an administrator requires a new password for this account: follow the link in the reset mail, or run latch password forgot",
 	typeMFARequired:         "this account has two-factor on: give the current code from your authenticator app (--code) or a backup code (--use-backup-code)",
 }
 

@@ -105,6 +105,7 @@ func (e *Env) finishLogin(ctx context.Context, c *client.Client, name, identifie
 		p.Username = me.Username
 		p.MFA = me.MFAEnabled
 		p.Email, p.EmailVerified = me.Email, me.EmailVerified
+		p.Roles = me.Roles
 	}
 	previous := e.previousSession(ctx, name)
 	if err := e.Tokens().Save(ctx, name, tokens); err != nil {

@@ -321,6 +321,10 @@ func (a *App) navigate(msg NavigateMsg) tea.Cmd {
 		s = newBackupCodes(c, msg.Profile)
 	case pageSessions:
 		s = newSessions(c, msg.Profile)
+	case pageActivity:
+		s = newActivity(c, msg.Profile)
+	case pageUsers:
+		s = newUsers(c, msg.Profile)
 	case pageInspector:
 		s = newInspector(c, msg.Profile)
 	case pageOAuth:

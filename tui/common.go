@@ -108,6 +108,8 @@ const (
 	pageMailbox
 	pagePasswordChange
 	pageVerifyEmail
+	pageActivity
+	pageUsers
 )
 
 // NavigateMsg opens a screen. Home and the dashboard are roots: opening one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -233,7 +234,7 @@ func (d *dashboard) key(msg tea.KeyPressMsg) tea.Cmd {
 	if d.ended && key.Matches(msg, km.Login) {
 		return loginCmd(d.profile, "")
 	}
-	if !d.accountAPI() && key.Matches(msg, km.Protected, km.Sessions, km.MFASetup, km.Backup) {
+	if !d.accountAPI() && key.Matches(msg, km.Protected, km.Sessions, km.MFASetup, km.Backup, km.Activity, km.Users) {
 		d.note, d.warn = "", upperFirst(errNoAccount.Error())+"."
 		return nil
 	}
@@ -249,6 +250,10 @@ func (d *dashboard) key(msg tea.KeyPressMsg) tea.Cmd {
 		}))
 	case key.Matches(msg, km.Sessions):
 		return NavigateCmd(NavigateMsg{To: pageSessions, Profile: d.profile})
+	case key.Matches(msg, km.Activity):
+		return NavigateCmd(NavigateMsg{To: pageActivity, Profile: d.profile})
+	case d.admin() && key.Matches(msg, km.Users):
+		return NavigateCmd(NavigateMsg{To: pageUsers, Profile: d.profile})
 	case key.Matches(msg, km.Inspect):
 		return NavigateCmd(NavigateMsg{To: pageInspector, Profile: d.profile})
 	case !d.mfaOn() && key.Matches(msg, km.MFASetup):
@@ -411,6 +416,21 @@ func indentAfterFirst(s string, n int) string {
 	return strings.ReplaceAll(s, "\n", "\n"+strings.Repeat(" ", n))
 }
 
+// admin reports whether the profile's recorded roles may administer users;
+// the server checks again on every call.
+func (d *dashboard) admin() bool {
+	return slices.Contains(d.profile.Roles, "admin") || slices.Contains(d.profile.Roles, "superadmin")
+}
+
+// auditKeys are the Activity key and, for administrators, the Users key.
+func (d *dashboard) auditKeys() []key.Binding {
+	km := d.c.KeyMap
+	if d.admin() {
+		return []key.Binding{withHelp(km.Activity, "your recent activity"), withHelp(km.Users, "administer users")}
+	}
+	return []key.Binding{withHelp(km.Activity, "your recent activity")}
+}
+
 func (d *dashboard) ShortHelp() []key.Binding {
 	km := d.c.KeyMap
 	if d.ended {
@@ -438,7 +458,7 @@ func (d *dashboard) FullHelp() [][]key.Binding {
 	}
 	return [][]key.Binding{
 		{withHelp(km.RefreshNow, "refresh tokens now"), withHelp(km.Protected, "call the protected route")},
-		{withHelp(km.Sessions, "server sessions"), withHelp(km.Inspect, "token inspector")},
+		append([]key.Binding{withHelp(km.Sessions, "server sessions"), withHelp(km.Inspect, "token inspector")}, d.auditKeys()...),
 		account,
 		{km.Logout, withHelp(km.Back, "home")}}
 }

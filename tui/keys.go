@@ -49,6 +49,14 @@ type KeyMap struct {
 	Logout     key.Binding
 	MFASetup   key.Binding
 	Backup     key.Binding
+	Activity   key.Binding
+	Users      key.Binding
+
+	// The Users screen.
+	Search     key.Binding
+	Lock       key.Binding
+	Grant      key.Binding
+	RevokeRole key.Binding
 
 	// Recovery: the login screen's forgotten password, the dashboard's
 	// email and password actions, the dev mailbox.
@@ -120,6 +128,13 @@ func DefaultKeyMap() *KeyMap {
 		Logout:     b("o", "log out", "o"),
 		MFASetup:   b("m", "two-factor", "m"),
 		Backup:     b("b", "backup codes", "b"),
+		Activity:   b("a", "activity", "a"),
+		Users:      b("U", "users", "U"),
+
+		Search:     b("/", "search", "/"),
+		Lock:       b("x", "lock/unlock", "x"),
+		Grant:      b("+", "grant next role", "+"),
+		RevokeRole: b("-", "revoke top role", "-"),
 
 		// Control keys where a text field has the keyboard; none that a
 		// text field edits with (ctrl+f, ctrl+e…).

@@ -44,6 +44,9 @@ type Profile struct {
 	// the authority.
 	Email         string `json:"email,omitempty"`
 	EmailVerified *bool  `json:"email_verified,omitempty"`
+	// Roles are the account's roles on the server when latch last looked
+	// (least privileged first); the server is the authority.
+	Roles []string `json:"roles,omitempty"`
 
 	// How an OpenID profile's provider is reached, remembered so that a
 	// refresh, a revocation and a login again use the login's settings.
