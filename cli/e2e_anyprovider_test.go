@@ -126,6 +126,10 @@ func TestE2EAnyProviderGitHubDevice(t *testing.T) {
 // Bad provider flags are usage errors (exit 2) naming the flag.
 func TestE2EAnyProviderUsage(t *testing.T) {
 	e := newE2E(t, time.Minute)
+	open := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(open, []byte("s3cret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		says string
@@ -134,6 +138,7 @@ func TestE2EAnyProviderUsage(t *testing.T) {
 		{[]string{"--auth-param", "novalue"}, "name=value"},
 		{[]string{"--redirect-url", "http://example.com:8000/"}, "localhost, 127.0.0.1 or [::1]"},
 		{[]string{"--client-secret-file", "/nonexistent/secret"}, "--client-secret-file"},
+		{[]string{"--client-secret-file", open}, "chmod 600"},
 		{[]string{"--auth-method", "private_key_jwt"}, "--auth-method"},
 		{[]string{"--jwks-url", "https://idp.example/jwks"}, "--token-url"},
 	} {

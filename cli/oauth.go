@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -156,6 +157,11 @@ func readSecretFile(path string) (string, error) {
 		return "", usagef("--client-secret-file: %v", err)
 	}
 	defer f.Close()
+	// A secret in a file others can read is not one; refused as latch
+	// serve refuses such an --smtp-password-file.
+	if st, err := f.Stat(); err == nil && runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
+		return "", usagef("--client-secret-file %s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
 	if err != nil {
 		return "", fmt.Errorf("--client-secret-file %s: %w", path, err)
