@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -42,4 +44,18 @@ func setupProfile(ctx context.Context, e *flows.Env, name string) (p vault.Profi
 		return p, false, ferr
 	}
 	return vault.Profile{Name: name}, true, nil
+}
+
+// helperAdvice is err, from a credential helper a tool runs without a
+// terminal (git, docker, kubectl), with what to do: a session that is over
+// needs a login in a terminal, which the tool cannot offer. The login
+// command is named once, whether or not err already names it.
+func helperAdvice(tool string, err error, profile string) error {
+	if err == nil || errors.Is(err, flows.ErrUnknownProfile) || !errors.Is(err, flows.ErrLoginRequired) {
+		return err
+	}
+	if strings.Contains(err.Error(), "latch login") {
+		return fmt.Errorf("%w; %s cannot ask for a login itself: log in in a terminal, then retry", err, tool)
+	}
+	return fmt.Errorf("%w; %s cannot ask for a login itself: run latch login%s in a terminal, then retry", err, tool, profileFlag(profile))
 }

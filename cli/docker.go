@@ -18,7 +18,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/latch-dev/latch/flows"
 	"github.com/latch-dev/latch/vault"
 )
 
@@ -188,13 +187,10 @@ func profileFlag(profile string) string {
 	return " -p " + shellQuote(profile)
 }
 
-// dockerAdvice adds what to do when docker cannot get a credential: docker
-// shows the helper's message but cannot let it ask for anything.
+// dockerAdvice is helperAdvice for docker, which shows the helper's
+// message but cannot let it ask for anything.
 func dockerAdvice(err error, profile string) error {
-	if errors.Is(err, flows.ErrLoginRequired) && !errors.Is(err, flows.ErrUnknownProfile) {
-		return fmt.Errorf("latch: %w; run latch login%s in a terminal, then retry", err, profileFlag(profile))
-	}
-	return fmt.Errorf("latch: %w", err)
+	return fmt.Errorf("latch: %w", helperAdvice("docker", err, profile))
 }
 
 // registryHost is the registry of a server URL as docker passes it

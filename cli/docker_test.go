@@ -117,7 +117,7 @@ func TestE2EDockerCredentialHelper(t *testing.T) {
 	// After logout docker hears why, and what to run.
 	e.must("", "logout")
 	r := run("registry.example.com:5000", "get")
-	if r.code != 1 || !strings.Contains(r.stdout, "latch login -p "+profile) {
+	if r.code != 1 || !strings.Contains(r.stdout, "latch login --profile "+profile) || strings.Count(r.stdout, "latch login") != 1 {
 		t.Fatalf("get after logout: exit %d\n%s", r.code, r.stdout)
 	}
 

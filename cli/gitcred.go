@@ -142,25 +142,12 @@ func profileUser(e *flows.Env, profile string) string {
 	return defaultGitUser
 }
 
-// gitAdvice adds to err what to do when git cannot get a credential: git
-// shows the helper's stderr, but cannot let it ask for anything.
+// gitAdvice is helperAdvice for git, its messages marked as git's helper's.
 func gitAdvice(err error, profile string) error {
 	if err == nil {
 		return nil
 	}
-	login := "latch login"
-	if profile != "" {
-		login += " -p " + shellQuote(profile)
-	}
-	switch {
-	case errors.Is(err, flows.ErrUnknownProfile):
-		return err
-	case errors.Is(err, flows.ErrLoginRequired) && strings.Contains(err.Error(), "latch login"):
-		return fmt.Errorf("git credential: %w; git cannot ask for a login itself: log in in a terminal, then retry the git command", err)
-	case errors.Is(err, flows.ErrLoginRequired):
-		return fmt.Errorf("git credential: %w; run %s in a terminal, then retry the git command", err, login)
-	}
-	return fmt.Errorf("git credential: %w", err)
+	return fmt.Errorf("git credential: %w", helperAdvice("git", err, profile))
 }
 
 // readGitRequest reads git's key=value lines up to a blank line or EOF. A

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -98,16 +97,8 @@ func credentialKubernetesRun(ctx context.Context, g *globals, info string) error
 		return err
 	}
 	it, err := e.TokenFor(ctx, g.profile, flows.TokenOptions{})
-	if errors.Is(err, flows.ErrLoginRequired) && !errors.Is(err, flows.ErrUnknownProfile) {
-		login := "latch login"
-		if p, perr := e.Profile(g.profile); perr == nil {
-			login += " --profile " + p.Name
-		}
-		return fmt.Errorf("latch cannot log in from inside kubectl, which gives it no terminal: "+
-			"run %s in a terminal, then kubectl again: %w", login, err)
-	}
 	if err != nil {
-		return err
+		return helperAdvice("kubectl", err, g.profile)
 	}
 	return json.NewEncoder(g.out).Encode(execCredential{
 		APIVersion: version,
