@@ -259,6 +259,14 @@ func (s *Server) mimicSend(ctx context.Context, tx *sql.Tx, purpose, tok string)
 func accepted(w http.ResponseWriter) { writeJSON(w, http.StatusAccepted, struct{}{}) }
 
 func (s *Server) handlePasswordForgot(w http.ResponseWriter, r *http.Request) {
+	s.mailByIdentifier(w, r, "forgot", purposeReset)
+}
+
+// mailByIdentifier serves the endpoints that mail a token to the account an
+// {"identifier"} names, without a session (forgot, resend): always 202, at
+// the same cost whether or not the account exists; only the per-IP limit
+// (bucket) answers otherwise.
+func (s *Server) mailByIdentifier(w http.ResponseWriter, r *http.Request, bucket, purpose string) {
 	var req struct{ Identifier string }
 	if err := decode(w, r, &req); err != nil {
 		s.writeError(w, r, err)
@@ -268,11 +276,11 @@ func (s *Server) handlePasswordForgot(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, validationProblem(fieldErrors{"identifier": "is required"}))
 		return
 	}
-	if err := s.limit(r, "forgot", ""); err != nil {
+	if err := s.limit(r, bucket, ""); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.mailRequest(r, req.Identifier, purposeReset); err != nil {
+	if err := s.mailRequest(r, req.Identifier, purpose); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -78,24 +78,7 @@ func (s *Server) handleEmailVerify(w http.ResponseWriter, r *http.Request) {
 // issues no session to resend with.
 func (s *Server) handleEmailResend(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") == "" {
-		var req struct{ Identifier string }
-		if err := decode(w, r, &req); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if strings.TrimSpace(req.Identifier) == "" {
-			s.writeError(w, r, validationProblem(fieldErrors{"identifier": "is required"}))
-			return
-		}
-		if err := s.limit(r, "resend", ""); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if err := s.mailRequest(r, req.Identifier, purposeVerify); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		accepted(w)
+		s.mailByIdentifier(w, r, "resend", purposeVerify)
 		return
 	}
 	a, err := s.authenticate(r)
