@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -80,9 +81,12 @@ func (s *Server) startSession(ctx context.Context, tx *sql.Tx, uid int64, userAg
 		return nil, errResetRequired
 	}
 	now := s.now()
+	// Hex, not base64url: a session id is typed as a command argument
+	// (latch admin sessions revoke ID), and one in 64 base64url ids began with
+	// '-', which the command line reads as a flag.
 	idb := make([]byte, 12)
 	rand.Read(idb)
-	sid := base64.RawURLEncoding.EncodeToString(idb)
+	sid := hex.EncodeToString(idb)
 	end := now.Add(s.cfg.SessionMax)
 	if _, err := tx.ExecContext(ctx,
 		"INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent) VALUES (?, ?, ?, ?, ?, ?)",
