@@ -80,7 +80,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, err := s.createUser(r.Context(), req.Username, req.Email, req.Password)
-	if col := uniqueViolation(err); col != "" {
+	if col := s.st.uniqueViolation(err); col != "" {
 		s.metrics.registrations.inc("conflict")
 		s.writeError(w, r, conflict(fieldErrors{col: "is already taken"}))
 		return
@@ -137,7 +137,7 @@ func (s *Server) registerQuietly(w http.ResponseWriter, r *http.Request, usernam
 		return
 	}
 	id, err := s.createUser(ctx, username, email, password)
-	col := uniqueViolation(err)
+	col := s.st.uniqueViolation(err)
 	if col == "username" {
 		s.metrics.registrations.inc("conflict")
 		s.writeError(w, r, conflict(fieldErrors{"username": "is already taken"}))

@@ -92,6 +92,7 @@ func newEnv(t *testing.T, mod ...func(*Config)) *env {
 	for _, m := range mod {
 		m(&cfg)
 	}
+	cfg.DBPath = testDB(t, cfg.DBPath)
 	srv, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,7 @@ func newOPEnv(t *testing.T, mod ...func(*Config)) *env {
 	c := &clock{wall: true}
 	logs := &syncBuffer{}
 	cfg := Config{
-		DBPath:    MemoryDB,
+		DBPath:    testDB(t, MemoryDB),
 		Issuer:    "http://" + ln.Addr().String(),
 		SecretKey: bytes.Repeat([]byte{7}, 32),
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -317,7 +317,7 @@ func (st *opStorage) StoreDeviceAuthorization(ctx context.Context, clientID, dev
 			created_at, expires_at) VALUES (?, 'device', ?, ?, ?, ?, ?, ?)`,
 			newID(), clientID, strings.Join(c.allowedScopes(scopes), " "), hashToken(deviceCode), userCode,
 			now.Unix(), now.Add(deviceCodeTTL).Unix())
-		if uniqueViolation(err) == "user_code" {
+		if st.s.st.uniqueViolation(err) == "user_code" {
 			return op.ErrDuplicateUserCode
 		}
 		return err

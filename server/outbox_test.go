@@ -283,7 +283,7 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 			}
 			c := newClock()
 			cfg := Config{
-				DBPath: filepath.Join(dir, "latch.db"), Issuer: "http://latch.test", SecretKey: bytes.Repeat([]byte{7}, 32),
+				DBPath: testDB(t, filepath.Join(dir, "latch.db")), Issuer: "http://latch.test", SecretKey: bytes.Repeat([]byte{7}, 32),
 				Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), Now: c.Now, argon: &testArgon,
 				Mail: MailConfig{SMTPURL: "smtp://" + addr, From: "latch@example.com"},
 			}
@@ -334,7 +334,7 @@ func TestOutboxDropsStaleMail(t *testing.T) {
 	dir := t.TempDir()
 	c := newClock()
 	cfg := Config{
-		DBPath: filepath.Join(dir, "latch.db"), Issuer: "http://latch.test", SecretKey: bytes.Repeat([]byte{7}, 32),
+		DBPath: testDB(t, filepath.Join(dir, "latch.db")), Issuer: "http://latch.test", SecretKey: bytes.Repeat([]byte{7}, 32),
 		Now: c.Now, argon: &testArgon,
 	}
 	s1, err := New(context.Background(), cfg)

@@ -113,7 +113,7 @@ func TestUniqueViolationNamesTheColumn(t *testing.T) {
 		"email":    "INSERT INTO users (username, email, password_hash, created_at, updated_at) VALUES ('bob', 'Alice@example.com', '', 0, 0)",
 	} {
 		_, err := e.srv.st.db.Exec(q)
-		if got := uniqueViolation(err); got != col {
+		if got := e.srv.st.uniqueViolation(err); got != col {
 			t.Errorf("uniqueViolation(%v) = %q, want %q", err, got, col)
 		}
 	}
@@ -128,7 +128,7 @@ func TestConcurrentMigrations(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				st, err := openStore(context.Background(), path)
+				st, err := openStore(context.Background(), testDB(t, path))
 				if err == nil {
 					st.Close()
 				}

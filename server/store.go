@@ -4,145 +4,108 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
-	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
+	"strings"
 	"sync"
-	"time"
-
-	"github.com/gofrs/flock"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrations embed.FS
 
-// store is the SQLite database behind the server. Writes go through tx, which
-// serializes them in this process (a mutex, so writers queue without polling)
-// and across processes (BEGIN IMMEDIATE takes the write lock up front).
+// store is the database behind the server: SQLite (store_sqlite.go), the
+// embedded default for one machine, or PostgreSQL (store_postgres.go), which
+// several instances share. Both run the same SQL, written with ? placeholders
+// and the subset both dialects speak; what differs is kept in dialect.
+//
+// Writes go through tx, which serializes them: in this process by a mutex
+// (writers queue without polling), and across processes by the dialect's
+// write lock (SQLite's BEGIN IMMEDIATE; a transaction-scoped advisory lock in
+// PostgreSQL). Every read-then-write in the server therefore sees no other
+// writer between its read and its write, on either database and across any
+// number of instances — which is what makes a refresh token rotate exactly
+// once, a backup code work once and a device code be approved once.
 type store struct {
 	db      *sql.DB
+	dialect dialect
 	writeMu sync.Mutex
 	afterTx func(tx *sql.Tx, committed bool) // the audit stream's (audit.go)
+}
+
+// dialect is what differs between the two databases.
+type dialect interface {
+	name() string // "sqlite" or "postgres", also the migrations' directory
+	// lock takes the cross-process write lock at the start of a write
+	// transaction (a no-op where BEGIN already took it).
+	lock(ctx context.Context, tx *sql.Tx) error
+	// schemaVersion and setSchemaVersion keep the number of migrations
+	// applied; both run inside a locked write transaction.
+	schemaVersion(ctx context.Context, tx *sql.Tx) (int, error)
+	setSchemaVersion(ctx context.Context, tx *sql.Tx, v int) error
+	// uniqueViolation names the column of a UNIQUE constraint failure
+	// ("username", "email"), "unknown" when it cannot tell, or "" when err
+	// is something else.
+	uniqueViolation(err error) string
 }
 
 // MemoryDB is the --db value for a throwaway in-memory database.
 const MemoryDB = ":memory:"
 
-func openStore(ctx context.Context, path string) (*store, error) {
-	var dsn string
-	if path == MemoryDB {
-		// Every connection to ":memory:" is a database of its own, so an
-		// in-memory store has exactly one connection.
-		dsn = "file::memory:?_txlock=immediate&_pragma=foreign_keys(1)"
+// IsPostgres reports whether a --db value names a PostgreSQL database.
+func IsPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+// openStore opens db: a postgres:// URL, MemoryDB, or a SQLite file (a path,
+// or sqlite:PATH), and brings its schema up to date.
+func openStore(ctx context.Context, db string) (*store, error) {
+	var s *store
+	var err error
+	if IsPostgres(db) {
+		s, err = openPostgres(ctx, db)
 	} else {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("create database directory: %w", err)
-		}
-		// Create the file 0600 before SQLite does, so it is never world-readable.
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("open database %s: %w", path, err)
-		}
-		f.Close()
-		q := url.Values{}
-		q.Set("_txlock", "immediate")
-		// Pragmas run in this order on every new connection: the busy
-		// timeout first, so that switching a new file to WAL waits for a
-		// connection opening at the same time instead of failing.
-		q.Add("_pragma", "busy_timeout(10000)")
-		q.Add("_pragma", "foreign_keys(1)")
-		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(NORMAL)")
-		dsn = "file:" + path + "?" + q.Encode()
+		s, err = openSQLite(ctx, strings.TrimPrefix(db, "sqlite:"))
 	}
-	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
-	if path == MemoryDB {
-		db.SetMaxOpenConns(1)
-	} else {
-		db.SetMaxOpenConns(8)
-		db.SetMaxIdleConns(8)
-	}
-	s := &store{db: db}
-	if path != MemoryDB {
-		// Two processes opening a new file at once race to switch it to WAL,
-		// which SQLite answers with SQLITE_BUSY rather than waiting: take
-		// turns for the first connection and the migrations.
-		unlock, err := lockInit(ctx, path)
-		if err != nil {
-			db.Close()
-			return nil, err
-		}
-		defer unlock()
-		if err := db.PingContext(ctx); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("open database %s: %w", path, err)
-		}
-	}
-	if err := s.migrate(ctx); err != nil {
-		db.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// lockInit takes the lock file beside the database, waiting up to 30 s.
-func lockInit(ctx context.Context, path string) (func(), error) {
-	fl := flock.New(path+".lock", flock.SetPermissions(0o600))
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	ok, err := fl.TryLockContext(ctx, 10*time.Millisecond)
-	if err != nil || !ok {
-		return nil, fmt.Errorf("lock database %s for start-up (another latch serve starting?): %w", path, err)
-	}
-	return func() { fl.Unlock() }, nil
-}
-
 func (s *store) Close() error { return s.db.Close() }
 
-// migrate applies the embedded migrations not yet recorded in user_version,
-// each in its own transaction.
+// migrate applies the dialect's embedded migrations not yet recorded, each in
+// its own write transaction: the write lock makes instances starting together
+// take turns, and the version is read again under it, so each migration runs
+// once.
 func (s *store) migrate(ctx context.Context) error {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	names, err := fs.Glob(migrations, "migrations/"+s.dialect.name()+"/*.sql")
 	if err != nil {
 		return err
 	}
 	sort.Strings(names)
-	var version int
-	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	if version > len(names) {
-		return fmt.Errorf("database schema version %d is newer than this latch (%d): upgrade latch", version, len(names))
-	}
-	for i := version; i < len(names); i++ {
+	for i := 0; i < len(names); i++ {
 		body, err := migrations.ReadFile(names[i])
 		if err != nil {
 			return err
 		}
 		err = s.tx(ctx, func(tx *sql.Tx) error {
-			// Another process may have migrated since the version was read.
-			var now int
-			if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&now); err != nil {
-				return err
+			v, err := s.dialect.schemaVersion(ctx, tx)
+			if err != nil {
+				return fmt.Errorf("read schema version: %w", err)
 			}
-			if now > i {
+			if v > len(names) {
+				return fmt.Errorf("database schema version %d is newer than this latch (%d): upgrade latch", v, len(names))
+			}
+			if v > i {
 				return nil
 			}
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1))
-			return err
+			return s.dialect.setSchemaVersion(ctx, tx, i+1)
 		})
 		if err != nil {
 			return fmt.Errorf("migration %s: %w", filepath.Base(names[i]), err)
@@ -159,6 +122,10 @@ func (s *store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
+	}
+	if err := s.dialect.lock(ctx, tx); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("take the database write lock: %w", err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
@@ -177,17 +144,6 @@ func (s *store) settle(tx *sql.Tx, committed bool) {
 	}
 }
 
-var uniqueRE = regexp.MustCompile(`UNIQUE constraint failed: \w+\.(\w+)`)
-
 // uniqueViolation reports which column a UNIQUE constraint failure was about
 // ("username", "email"), or "" when err is something else.
-func uniqueViolation(err error) string {
-	var se *sqlite.Error
-	if !errors.As(err, &se) || se.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
-		return ""
-	}
-	if m := uniqueRE.FindStringSubmatch(se.Error()); m != nil {
-		return m[1]
-	}
-	return "unknown"
-}
+func (s *store) uniqueViolation(err error) string { return s.dialect.uniqueViolation(err) }

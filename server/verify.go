@@ -187,7 +187,7 @@ func (s *Server) handleEmailChange(w http.ResponseWriter, r *http.Request, a *au
 		}
 		return s.sendToken(ctx, tx, u.ID, u.Username, req.NewEmail, purposeVerify, newAccountToken())
 	})
-	if col := uniqueViolation(err); col != "" {
+	if col := s.st.uniqueViolation(err); col != "" {
 		err = conflict(fieldErrors{"new_email": "is already registered"})
 	}
 	if err != nil {

@@ -1,0 +1,194 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// postgresDialect: one database shared by every instance. A write
+// transaction first takes a transaction-scoped advisory lock, so writes take
+// turns across the whole deployment exactly as they do inside one SQLite
+// file; reads, password hashing and token signing stay parallel. The schema
+// version is a one-row table.
+type postgresDialect struct{}
+
+// writeLockKey is the advisory lock every write transaction takes
+// ("latch" in ASCII, far from keys another application would pick by hand).
+const writeLockKey = 0x6c61746368
+
+func (postgresDialect) name() string { return "postgres" }
+
+func (postgresDialect) lock(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock("+strconv.Itoa(writeLockKey)+")")
+	return err
+}
+
+func (postgresDialect) schemaVersion(ctx context.Context, tx *sql.Tx) (int, error) {
+	if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS latch_schema_version (version INTEGER NOT NULL)"); err != nil {
+		return 0, err
+	}
+	var v int
+	err := tx.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM latch_schema_version").Scan(&v)
+	return v, err
+}
+
+func (postgresDialect) setSchemaVersion(ctx context.Context, tx *sql.Tx, v int) error {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM latch_schema_version"); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, "INSERT INTO latch_schema_version (version) VALUES (?)", v)
+	return err
+}
+
+// pgKeyRE reads the column out of a unique violation's detail,
+// "Key (username)=(alice) already exists."
+var pgKeyRE = regexp.MustCompile(`^Key \((\w+)\)=`)
+
+func (postgresDialect) uniqueViolation(err error) string {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "23505" {
+		return ""
+	}
+	if m := pgKeyRE.FindStringSubmatch(pe.Detail); m != nil {
+		return m[1]
+	}
+	return "unknown"
+}
+
+// RedactDB is a --db value fit for a log line: a PostgreSQL URL without its
+// password (and without any password= parameter).
+func RedactDB(db string) string {
+	if !IsPostgres(db) {
+		return db
+	}
+	u, err := url.Parse(db)
+	if err != nil {
+		return "postgres://(unparsable URL)"
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+func openPostgres(ctx context.Context, dsn string) (*store, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// pgx's message quotes the URL, password included.
+		return nil, fmt.Errorf("database URL %s does not parse: check its form (postgres://user@host:port/dbname?sslmode=…)", RedactDB(dsn))
+	}
+	where := fmt.Sprintf("PostgreSQL at %s:%d, database %q as %q", cfg.Host, cfg.Port, cfg.Database, cfg.User)
+	db := sql.OpenDB(rebindConnector{stdlib.GetConnector(*cfg)})
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to %s: %w", where, pgAdvice(err))
+	}
+	s := &store{db: db, dialect: postgresDialect{}}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return s, nil
+}
+
+// pgAdvice adds what to do to the connection errors an operator meets first.
+func pgAdvice(err error) error {
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe) && pe.Code == "28P01":
+		return fmt.Errorf("%w (the password comes from the URL's passfile=, PGPASSFILE or ~/.pgpass, or PGPASSWORD)", err)
+	case errors.As(err, &pe) && pe.Code == "3D000":
+		return fmt.Errorf("%w (create it first: createdb, or CREATE DATABASE)", err)
+	case strings.Contains(err.Error(), "connection refused"):
+		return fmt.Errorf("%w (is PostgreSQL running and listening there?)", err)
+	}
+	return err
+}
+
+// rebindConnector hands database/sql connections that accept the store's ?
+// placeholders, rewritten to PostgreSQL's $1, $2 … on the way in: the
+// server's SQL is written once for both dialects.
+type rebindConnector struct{ driver.Connector }
+
+func (c rebindConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return rebindConn{conn.(*stdlib.Conn)}, nil
+}
+
+// rebindConn is pgx's connection with its query entry points rebinding; every
+// other method (transactions, pings, session reset, value checks) is pgx's.
+type rebindConn struct{ *stdlib.Conn }
+
+func (c rebindConn) Prepare(query string) (driver.Stmt, error) { return c.Conn.Prepare(rebind(query)) }
+
+func (c rebindConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	return c.Conn.PrepareContext(ctx, rebind(query))
+}
+
+func (c rebindConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	return c.Conn.ExecContext(ctx, rebind(query), args)
+}
+
+func (c rebindConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	return c.Conn.QueryContext(ctx, rebind(query), args)
+}
+
+// rebind numbers the ? placeholders of q as $1, $2 …, leaving string
+// literals, quoted identifiers and -- comments alone.
+func rebind(q string) string {
+	if !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 8)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		switch c := q[i]; c {
+		case '\'', '"':
+			j := strings.IndexByte(q[i+1:], c)
+			if j < 0 {
+				b.WriteString(q[i:])
+				return b.String()
+			}
+			b.WriteString(q[i : i+j+2])
+			i += j + 1
+		case '-':
+			if i+1 < len(q) && q[i+1] == '-' {
+				j := strings.IndexByte(q[i:], '\n')
+				if j < 0 {
+					b.WriteString(q[i:])
+					return b.String()
+				}
+				b.WriteString(q[i : i+j])
+				i += j - 1
+				continue
+			}
+			b.WriteByte(c)
+		case '?':
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
