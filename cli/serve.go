@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -22,6 +23,7 @@ type serveOptions struct {
 	Addr, DB, SecretKeyFile, Issuer string
 	ClientsFile                     string
 	Dev, InsecureHTTP, BehindProxy  bool
+	CheckDB                         bool
 	RequireVerifiedEmail            bool
 	BootstrapAdmin                  string
 	TLSCert, TLSKey                 string
@@ -45,7 +47,20 @@ func newServeCmd(runF func(context.Context, *serveOptions) error) *cobra.Command
 		Use:   "serve",
 		Short: "Run the latch auth backend (account API and OpenID provider)",
 		Long: `Run the compatible auth backend: register, login by username or email,
-refresh with rotation and reuse detection, logout and sessions, over SQLite.
+refresh with rotation and reuse detection, logout and sessions.
+
+The database is SQLite by default (a file, --db PATH), for one machine. For
+several instances, --db postgres://user@host:5432/dbname (or the environment
+variable LATCH_DATABASE_URL) puts everything in one PostgreSQL database they
+share: accounts, sessions and refresh-token rotation (exactly once across
+instances), rate limits and login backoff, the OpenID provider's requests
+and codes, and the signing keys. Every instance then needs the same
+--secret-key-file, and the same --issuer (the public URL). The password is
+never part of --db (it would show in the process list): it comes from a
+passfile (?passfile=PATH, PGPASSFILE or ~/.pgpass) or PGPASSWORD. Migrations
+run at start, under a lock, once however many instances start together;
+--check-db migrates, reports and exits, for deploy pipelines. See deploy/
+for a two-instance example behind a reverse proxy.
 
 It is also an OAuth 2.0 / OpenID Connect provider for the same accounts, at
 the issuer URL: discovery at /.well-known/openid-configuration, /authorize,
@@ -83,6 +98,9 @@ no mail; until an SMTP server is configured, mail waits in the queue.
 one-line notice in the log per mail); with --smtp-url too, it also sends.`,
 		Example: `  latch serve --dev
   latch serve --addr 127.0.0.1:8080 --db ./latch.db
+  PGPASSFILE=/etc/latch/pgpass latch serve --db postgres://latch@db.internal:5432/latch \
+      --secret-key-file /etc/latch/secret.key --issuer https://auth.example.com --behind-proxy --insecure-http --addr 0.0.0.0:8080
+  latch serve --db postgres://latch@db.internal/latch --secret-key-file /etc/latch/secret.key --check-db
   latch serve --addr :443 --tls-cert cert.pem --tls-key key.pem --issuer https://auth.example.com
   latch serve --addr :443 --tls-cert cert.pem --tls-key key.pem --clients clients.yaml
   LATCH_SMTP_PASSWORD=… latch serve --smtp-url smtp://latch@mail.example.com:587 --mail-from latch@example.com
@@ -97,7 +115,8 @@ one-line notice in the log per mail); with --smtp-url too, it also sends.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "address to listen on")
-	f.StringVar(&o.DB, "db", "", "SQLite database file (default in the user's data directory)")
+	f.StringVar(&o.DB, "db", "", "SQLite database file (default in the user's data directory), or postgres://user@host:port/dbname (default env "+databaseURLEnv+")")
+	f.BoolVar(&o.CheckDB, "check-db", false, "open the database, apply its migrations, check the secret key opens its signing keys, report and exit")
 	f.StringVar(&o.SecretKeyFile, "secret-key-file", "", "file holding the server key that seals secrets at rest, created 0600 if missing (default beside the database)")
 	f.StringVar(&o.Issuer, "issuer", "", "public URL of this server, used as token issuer (default from --addr)")
 	f.StringVar(&o.ClientsFile, "clients", "", "YAML or JSON file of OAuth clients of the OpenID provider, besides the built-in latch-cli (format above)")
@@ -189,11 +208,16 @@ func serveRun(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 		}
 	}
 	if o.Dev {
+		if o.DB != "" || o.CheckDB {
+			return usagef("--dev uses a throwaway in-memory database: drop --db and --check-db, or --dev")
+		}
 		cfg.DBPath = server.MemoryDB
 		cfg.SecretKey = make([]byte, 32)
 		rand.Read(cfg.SecretKey)
 	} else {
-		cfg.DBPath = o.DB
+		if cfg.DBPath, err = o.database(); err != nil {
+			return err
+		}
 		if cfg.DBPath == "" {
 			dir, err := dataDir()
 			if err != nil {
@@ -202,12 +226,19 @@ func serveRun(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 			cfg.DBPath = filepath.Join(dir, "latch.db")
 		}
 		keyFile := o.SecretKeyFile
+		if keyFile == "" && server.IsPostgres(cfg.DBPath) {
+			return usagef("with a PostgreSQL --db, give --secret-key-file: every instance must use the same key (it seals the secrets and signing keys in the shared database); make one with: head -c 32 /dev/urandom | xxd -p -c 64 > secret.key && chmod 600 secret.key")
+		}
 		if keyFile == "" {
 			keyFile = filepath.Join(filepath.Dir(cfg.DBPath), "secret.key")
 		}
 		if cfg.SecretKey, err = server.LoadSecretKey(keyFile); err != nil {
 			return err
 		}
+	}
+
+	if o.CheckDB {
+		return checkDB(ctx, cfg, stderr)
 	}
 
 	ln, err := net.Listen("tcp", o.Addr)
@@ -234,7 +265,7 @@ func serveRun(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 			"  Everything is lost when it stops (Ctrl-C). Mail stays in a mailbox: curl %s/dev/mail\n\n"+
 			"  Listening on %s\n  Try: curl %s/auth/config\n\n", url, url, url)
 	}
-	logger.Info("listening", "url", url, "issuer", cfg.Issuer, "db", cfg.DBPath)
+	logger.Info("listening", "url", url, "issuer", cfg.Issuer, "db", server.RedactDB(cfg.DBPath))
 	if o.ready != nil {
 		o.ready(ln.Addr().String())
 	}
@@ -323,4 +354,48 @@ func openAuditLog(path string) (io.Writer, func(), error) {
 			path, fi.Mode().Perm())
 	}
 	return f, func() { f.Close() }, nil
+}
+
+// databaseURLEnv names the database when --db is not given, so that a
+// PostgreSQL URL (and a password in it) need not be in argv.
+const databaseURLEnv = "LATCH_DATABASE_URL"
+
+// database is the --db value, else LATCH_DATABASE_URL. A password in --db is
+// refused: argv is visible to every user of the machine.
+func (o *serveOptions) database() (string, error) {
+	if o.DB == "" {
+		return os.Getenv(databaseURLEnv), nil
+	}
+	if server.IsPostgres(o.DB) {
+		u, err := url.Parse(o.DB)
+		if err != nil {
+			return "", usagef("--db %s is not a URL: use postgres://user@host:port/dbname", server.RedactDB(o.DB))
+		}
+		if _, ok := u.User.Password(); ok || u.Query().Has("password") {
+			return "", usagef("--db must not hold the database password (it would show in the process list): " +
+				"use a passfile (?passfile=PATH, PGPASSFILE or ~/.pgpass), PGPASSWORD, or put the whole URL in " + databaseURLEnv)
+		}
+	}
+	return o.DB, nil
+}
+
+// checkDB opens (and so migrates) the database, checks the server key opens
+// its signing keys, reports, and exits: a deploy pipeline's step before the
+// instances start.
+func checkDB(ctx context.Context, cfg server.Config, stderr io.Writer) error {
+	// Nothing is served: no issuer to warn about, no mail to queue.
+	cfg.Issuer = "http://127.0.0.1"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	info, err := srv.CheckDB(ctx)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", server.RedactDB(cfg.DBPath), err)
+	}
+	fmt.Fprintf(stderr, "database %s (%s): schema version %d of %d, up to date; the secret key opens its signing keys\n",
+		server.RedactDB(cfg.DBPath), info.Dialect, info.SchemaVersion, info.Latest)
+	return nil
 }

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/latch-dev/latch/internal/pgtest"
 )
 
 func TestServeRefusesUnsafeSetups(t *testing.T) {
@@ -39,6 +41,11 @@ func TestServeRefusesUnsafeSetups(t *testing.T) {
 		{"negative session", []string{"--dev", "--addr", "127.0.0.1:0", "--session-max", "-1h"}, "--session-max must be positive"},
 		{"sub-second grace", []string{"--dev", "--addr", "127.0.0.1:0", "--reuse-grace", "500ms"}, "--reuse-grace must be 0"},
 		{"bad log level", []string{"--dev", "--addr", "127.0.0.1:0", "--log-level", "loud"}, "--log-level"},
+		{"password in --db", []string{"--db", "postgres://latch:hunter2@127.0.0.1/latch", "--secret-key-file", "k"}, "--db must not hold the database password"},
+		{"password parameter in --db", []string{"--db", "postgres://latch@127.0.0.1/latch?password=hunter2", "--secret-key-file", "k"}, "--db must not hold the database password"},
+		{"postgres without a shared key", []string{"--db", "postgres://latch@127.0.0.1/latch"}, "give --secret-key-file"},
+		{"dev with a database", []string{"--dev", "--db", "x.db"}, "--dev uses a throwaway in-memory database"},
+		{"dev with check-db", []string{"--dev", "--check-db"}, "--dev uses a throwaway in-memory database"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -215,5 +222,44 @@ func TestServeClientsFile(t *testing.T) {
 	o := parseServe(t, "--dev", "--addr", "127.0.0.1:0", "--clients", path)
 	if err := serveRun(t.Context(), o, io.Discard); err == nil || !strings.Contains(err.Error(), "built in") {
 		t.Fatalf("bad clients file: %v", err)
+	}
+}
+
+// --check-db migrates, checks the key opens the signing keys, reports and
+// exits, on both databases; a second key is refused by name.
+func TestServeCheckDB(t *testing.T) {
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			dir := t.TempDir()
+			db := filepath.Join(dir, "latch.db")
+			if dialect == "postgres" {
+				db = pgtest.Database(t)
+			}
+			key := filepath.Join(dir, "secret.key")
+			check := func(key string) (string, error) {
+				cmd := NewRootCmd()
+				var stderr bytes.Buffer
+				// The URL comes from the environment, as in a unit file.
+				t.Setenv(databaseURLEnv, db)
+				cmd.SetArgs([]string{"serve", "--check-db", "--secret-key-file", key})
+				cmd.SetOut(io.Discard)
+				cmd.SetErr(&stderr)
+				err := cmd.ExecuteContext(t.Context())
+				return stderr.String(), err
+			}
+			for range 2 { // migrates, then finds it up to date
+				out, err := check(key)
+				if err != nil || !strings.Contains(out, "("+dialect+"): schema version") || !strings.Contains(out, "up to date") {
+					t.Fatalf("check-db: %v\n%s", err, out)
+				}
+			}
+			other := filepath.Join(dir, "other.key")
+			if err := os.WriteFile(other, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := check(other); err == nil || !strings.Contains(err.Error(), "--secret-key-file") {
+				t.Fatalf("check-db with another key: %v", err)
+			}
+		})
 	}
 }

@@ -221,8 +221,18 @@ func TestKeysSurviveRestart(t *testing.T) {
 
 func TestHealthAndMetrics(t *testing.T) {
 	e := newEnv(t)
-	if r := e.do("GET", "/healthz", nil); r.Status != 200 || r.json(t)["status"] != "ok" {
+	r := e.do("GET", "/healthz", nil)
+	var h struct {
+		Status   string
+		Database DBInfo
+	}
+	if err := json.Unmarshal(r.Body, &h); r.Status != 200 || err != nil || h.Status != "ok" {
 		t.Fatalf("healthz: %d %s", r.Status, r.Body)
+	}
+	// The database's dialect and schema, as the operator's probe sees them.
+	if h.Database.Dialect != e.srv.st.dialect.name() || h.Database.SchemaVersion == 0 ||
+		h.Database.SchemaVersion != h.Database.Latest {
+		t.Fatalf("healthz database: %+v", h.Database)
 	}
 	e.register("alice", "alice@example.com")
 	p := e.login("alice")
@@ -230,7 +240,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	e.refresh(p.RefreshToken)
 	e.do("POST", "/auth/logout", map[string]string{"refresh_token": p.RefreshToken})
 
-	r := e.do("GET", "/metrics", nil)
+	r = e.do("GET", "/metrics", nil)
 	if !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
 		t.Fatalf("Content-Type %q", r.Header.Get("Content-Type"))
 	}

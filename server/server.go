@@ -407,3 +407,7 @@ func (s *Server) janitor(ctx context.Context) {
 		}
 	}
 }
+
+// CheckDB reports the database New opened and migrated (latch serve
+// --check-db).
+func (s *Server) CheckDB(ctx context.Context) (DBInfo, error) { return s.st.info(ctx) }

@@ -224,13 +224,17 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.st.db.PingContext(ctx); err != nil {
+	db, err := s.st.info(ctx)
+	if err != nil {
 		s.log.Error("health check", "err", err)
 		s.writeError(w, r, newProblem(http.StatusServiceUnavailable, probUnavailable, "Unavailable",
 			"The database does not answer."))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, struct {
+		Status   string `json:"status"`
+		Database DBInfo `json:"database"`
+	}{"ok", db})
 }
 
 // sweep is the janitor's work: sealed successors past the grace window are

@@ -44,6 +44,8 @@ type dialect interface {
 	// applied; both run inside a locked write transaction.
 	schemaVersion(ctx context.Context, tx *sql.Tx) (int, error)
 	setSchemaVersion(ctx context.Context, tx *sql.Tx, v int) error
+	// versionQuery reads the schema version outside a transaction (health).
+	versionQuery() string
 	// uniqueViolation names the column of a UNIQUE constraint failure
 	// ("username", "email"), "unknown" when it cannot tell, or "" when err
 	// is something else.
@@ -75,6 +77,25 @@ func openStore(ctx context.Context, db string) (*store, error) {
 }
 
 func (s *store) Close() error { return s.db.Close() }
+
+// DBInfo is what /healthz and latch serve --check-db report of the database.
+type DBInfo struct {
+	Dialect       string `json:"dialect"`        // sqlite or postgres
+	SchemaVersion int    `json:"schema_version"` // migrations applied
+	Latest        int    `json:"latest"`         // migrations this latch has
+}
+
+// info reads the schema version, which also proves the database answers.
+func (s *store) info(ctx context.Context) (DBInfo, error) {
+	d := DBInfo{Dialect: s.dialect.name()}
+	names, err := fs.Glob(migrations, "migrations/"+d.Dialect+"/*.sql")
+	if err != nil {
+		return d, err
+	}
+	d.Latest = len(names)
+	err = s.db.QueryRowContext(ctx, s.dialect.versionQuery()).Scan(&d.SchemaVersion)
+	return d, err
+}
 
 // migrate applies the dialect's embedded migrations not yet recorded, each in
 // its own write transaction: the write lock makes instances starting together

@@ -34,12 +34,16 @@ func (postgresDialect) lock(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
-func (postgresDialect) schemaVersion(ctx context.Context, tx *sql.Tx) (int, error) {
+func (postgresDialect) versionQuery() string {
+	return "SELECT coalesce(max(version), 0) FROM latch_schema_version"
+}
+
+func (d postgresDialect) schemaVersion(ctx context.Context, tx *sql.Tx) (int, error) {
 	if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS latch_schema_version (version INTEGER NOT NULL)"); err != nil {
 		return 0, err
 	}
 	var v int
-	err := tx.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM latch_schema_version").Scan(&v)
+	err := tx.QueryRowContext(ctx, d.versionQuery()).Scan(&v)
 	return v, err
 }
 

@@ -25,9 +25,11 @@ func (sqliteDialect) name() string { return "sqlite" }
 
 func (sqliteDialect) lock(context.Context, *sql.Tx) error { return nil }
 
-func (sqliteDialect) schemaVersion(ctx context.Context, tx *sql.Tx) (int, error) {
+func (sqliteDialect) versionQuery() string { return "PRAGMA user_version" }
+
+func (d sqliteDialect) schemaVersion(ctx context.Context, tx *sql.Tx) (int, error) {
 	var v int
-	err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	err := tx.QueryRowContext(ctx, d.versionQuery()).Scan(&v)
 	return v, err
 }
 
