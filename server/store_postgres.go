@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -55,17 +54,18 @@ func (postgresDialect) setSchemaVersion(ctx context.Context, tx *sql.Tx, v int) 
 	return err
 }
 
-// pgKeyRE reads the column out of a unique violation's detail,
-// "Key (username)=(alice) already exists."
-var pgKeyRE = regexp.MustCompile(`^Key \((\w+)\)=`)
-
 func (postgresDialect) uniqueViolation(err error) string {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != "23505" {
 		return ""
 	}
-	if m := pgKeyRE.FindStringSubmatch(pe.Detail); m != nil {
-		return m[1]
+	// The detail names the column: "Key (username)=(alice) already exists."
+	// (Parsed by hand: a package-level regexp costs every latch process,
+	// latch token included, its compilation at start-up.)
+	if col, ok := strings.CutPrefix(pe.Detail, "Key ("); ok {
+		if i := strings.Index(col, ")="); i > 0 && !strings.ContainsAny(col[:i], " ,(") {
+			return col[:i]
+		}
 	}
 	return "unknown"
 }

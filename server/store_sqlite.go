@@ -8,7 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
+	"strings"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -38,15 +38,21 @@ func (sqliteDialect) setSchemaVersion(ctx context.Context, tx *sql.Tx, v int) er
 	return err
 }
 
-var uniqueRE = regexp.MustCompile(`UNIQUE constraint failed: \w+\.(\w+)`)
-
 func (sqliteDialect) uniqueViolation(err error) string {
 	var se *sqlite.Error
 	if !errors.As(err, &se) || se.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
 		return ""
 	}
-	if m := uniqueRE.FindStringSubmatch(se.Error()); m != nil {
-		return m[1]
+	// "UNIQUE constraint failed: users.username" (parsed by hand, as the
+	// PostgreSQL one: no package-level regexp for every latch process).
+	_, after, ok := strings.Cut(se.Error(), "UNIQUE constraint failed: ")
+	if _, col, ok2 := strings.Cut(after, "."); ok && ok2 {
+		if i := strings.IndexAny(col, " ,)"); i >= 0 {
+			col = col[:i]
+		}
+		if col != "" {
+			return col
+		}
 	}
 	return "unknown"
 }
