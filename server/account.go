@@ -104,13 +104,10 @@ func (s *Server) createUser(ctx context.Context, username, email, password strin
 	var id int64
 	now := s.now().Unix()
 	err = s.st.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			"INSERT INTO users (username, email, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-			username, email, hash, now, now)
+		err := tx.QueryRowContext(ctx,
+			"INSERT INTO users (username, email, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+			username, email, hash, now, now).Scan(&id)
 		if err != nil {
-			return err
-		}
-		if id, err = res.LastInsertId(); err != nil {
 			return err
 		}
 		if err := s.initialRoles(ctx, tx, id, username); err != nil {

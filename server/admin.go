@@ -24,7 +24,7 @@ type adminUser struct {
 }
 
 const adminUserColumns = `u.id, u.username, u.email, u.email_verified,
-	coalesce((SELECT group_concat(role) FROM user_roles WHERE user_id = u.id), ''),
+	coalesce((SELECT string_agg(role, ',') FROM user_roles WHERE user_id = u.id), ''),
 	u.mfa_enabled, u.locked, u.created_at FROM users u`
 
 func scanAdminUser(row rowScanner) (*adminUser, error) {

@@ -83,7 +83,7 @@ func rfc3339(v, field string, errs fieldErrors) time.Time {
 }
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, f eventFilter) {
-	where, args := []string{"1"}, []any{}
+	where, args := []string{"1 = 1"}, []any{}
 	add := func(cond string, a ...any) { where, args = append(where, cond), append(args, a...) }
 	if f.before > 0 {
 		add("id < ?", f.before)

@@ -313,19 +313,13 @@ func TestAuditSameTransaction(t *testing.T) {
 	e.register("alice", "alice@example.com")
 	p := e.loginAs("alice", "curl/8")
 	db := e.srv.st.db
-	exec := func(q string) {
-		t.Helper()
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	// The password change queues its notice last, after the event: make
 	// that fail.
-	exec("CREATE TRIGGER fail_mail BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'injected'); END")
+	undo := failInserts(t, e, "outbox")
 	r := e.auditCall("POST", "/auth/password", "r-passwd", p.AccessToken,
 		map[string]string{"current_password": goodPassword, "new_password": newPassword})
-	exec("DROP TRIGGER fail_mail")
+	undo()
 	if r.Status != 500 {
 		t.Fatalf("password change with a failing notice: %d %s", r.Status, r.Body)
 	}
@@ -342,13 +336,40 @@ func TestAuditSameTransaction(t *testing.T) {
 	// The event fails: the login must not start a session.
 	var before int
 	db.QueryRow("SELECT count(*) FROM sessions").Scan(&before)
-	exec("CREATE TRIGGER fail_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'injected'); END")
+	undo = failInserts(t, e, "audit_events")
 	r = e.do("POST", "/auth/login", map[string]string{"identifier": "alice", "password": goodPassword}, "User-Agent", "curl/8")
-	exec("DROP TRIGGER fail_audit")
+	undo()
 	var after int
 	db.QueryRow("SELECT count(*) FROM sessions").Scan(&after)
 	if r.Status != 500 || after != before {
 		t.Fatalf("login with a failing audit insert: %d, sessions %d -> %d", r.Status, before, after)
+	}
+}
+
+// failInserts makes every INSERT into table fail, by a trigger in the
+// database's own dialect, until the returned func drops it.
+func failInserts(t *testing.T, e *env, table string) (undo func()) {
+	t.Helper()
+	stmts := []string{"CREATE TRIGGER fail_" + table + " BEFORE INSERT ON " + table +
+		" BEGIN SELECT RAISE(ABORT, 'injected'); END"}
+	drop := "DROP TRIGGER fail_" + table
+	if e.srv.st.dialect.name() == "postgres" {
+		stmts = []string{
+			"CREATE OR REPLACE FUNCTION fail_injected() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$",
+			"CREATE TRIGGER fail_" + table + " BEFORE INSERT ON " + table + " FOR EACH ROW EXECUTE FUNCTION fail_injected()",
+		}
+		drop += " ON " + table
+	}
+	for _, q := range stmts {
+		if _, err := e.srv.st.db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return func() {
+		t.Helper()
+		if _, err := e.srv.st.db.Exec(drop); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

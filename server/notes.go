@@ -92,12 +92,9 @@ func (s *Server) handleNotesCreate(w http.ResponseWriter, r *http.Request, a *au
 	var n *note
 	err = s.st.tx(ctx, func(tx *sql.Tx) error {
 		now := s.now().Unix()
-		res, err := tx.ExecContext(ctx, "INSERT INTO notes (owner, note, created_at, updated_at) VALUES (?, ?, ?, ?)",
-			a.UserID, text, now, now)
-		if err != nil {
-			return err
-		}
-		id, err := res.LastInsertId()
+		var id int64
+		err := tx.QueryRowContext(ctx, "INSERT INTO notes (owner, note, created_at, updated_at) VALUES (?, ?, ?, ?) RETURNING id",
+			a.UserID, text, now, now).Scan(&id)
 		if err != nil {
 			return err
 		}

@@ -143,6 +143,10 @@ func (s *Server) checkForm(w http.ResponseWriter, r *http.Request) ([]byte, bool
 		s.pageError(w, http.StatusForbidden, "This form has expired or did not come from this site. Go back, reload the page and try again.")
 		return nil, false
 	}
+	if !valuesTextOK(r.PostForm) {
+		s.pageError(w, http.StatusBadRequest, "The form holds text that is not UTF-8 or has NUL characters. Go back and type it again.")
+		return nil, false
+	}
 	h := sha256.Sum256([]byte(c.Value))
 	return h[:], true
 }

@@ -169,6 +169,13 @@ func (st *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReques
 	if c == nil {
 		return nil, oidc.ErrInvalidClient()
 	}
+	// A POSTed authorization request's parameters have not passed the
+	// handler's check of the query (text.go).
+	for _, v := range []string{req.RedirectURI, req.State, req.Nonce, req.CodeChallenge, string(req.CodeChallengeMethod)} {
+		if !textOK(v) {
+			return nil, oidc.ErrInvalidRequest().WithDescription("Parameters must be UTF-8 without NUL characters.")
+		}
+	}
 	now := st.s.now()
 	id := newID()
 	err := st.s.st.tx(ctx, func(tx *sql.Tx) error {

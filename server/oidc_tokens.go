@@ -106,7 +106,7 @@ func (st *opStorage) openGrant(ctx context.Context, g *grant, withRefresh bool) 
 		// Spend the authorization code (or note the device grant's
 		// session): of two redemptions of one code, one wins.
 		res, err := tx.ExecContext(ctx, `UPDATE oauth_requests SET session_id = ?,
-			code_used_at = CASE WHEN kind = 'code' THEN ? END WHERE id = ? AND code_used_at IS NULL`, sess.ID, s.now().Unix(), g.rowID)
+			code_used_at = CASE WHEN kind = 'code' THEN CAST(? AS BIGINT) END WHERE id = ? AND code_used_at IS NULL`, sess.ID, s.now().Unix(), g.rowID)
 		if err != nil {
 			return err
 		}

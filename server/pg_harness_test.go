@@ -41,12 +41,3 @@ var (
 	pgDBsMu sync.Mutex
 	pgDBs   = map[string]string{}
 )
-
-// sqliteOnly skips a test of something only SQLite has (a file's mode, its
-// lock file) when the suite runs on PostgreSQL.
-func sqliteOnly(t testing.TB) {
-	t.Helper()
-	if pgtest.Enabled() {
-		t.Skip("SQLite only")
-	}
-}

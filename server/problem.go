@@ -147,6 +147,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return newProblem(http.StatusBadRequest, probMalformed, "Malformed request",
 			"The request body must hold exactly one JSON object.")
 	}
+	if !jsonTextOK(reflect.ValueOf(v)) {
+		return errBadText
+	}
 	return nil
 }
 

@@ -16,10 +16,31 @@ func limitKey(key string) string {
 	return string(h[:16])
 }
 
-// limiter is a set of token buckets keyed by a string (an IP, an account),
-// each refilling at every with a burst of burst. A burst of zero disables
-// it. Idle buckets are dropped by sweep.
-type limiter struct {
+// limiter is a set of token buckets keyed by a string (an IP, an account).
+// allow takes one token for key, or says how long until one is available;
+// sweep drops buckets idle for idle. memLimiter keeps them in this process
+// (SQLite: one machine), dbLimiter in the database, where every instance of
+// a PostgreSQL deployment draws from the same buckets (ratelimit_db.go).
+type limiter interface {
+	allow(key string) (ok bool, retry time.Duration)
+	sweep(idle time.Duration)
+}
+
+// backoff locks an account out for exponentially longer after repeated
+// failures: wait is how long key must still wait, fail and succeed record
+// an attempt, sweep forgets old quiet failures. memBackoff keeps them in
+// this process, dbBackoff in the database (ratelimit_db.go).
+type backoff interface {
+	wait(key string) time.Duration
+	fail(key string)
+	succeed(key string)
+	sweep()
+}
+
+// memLimiter is a set of token buckets in memory, each refilling at every
+// with a burst of burst. A burst of zero disables it. Idle buckets are
+// dropped by sweep.
+type memLimiter struct {
 	mu      sync.Mutex
 	every   rate.Limit
 	burst   int
@@ -34,8 +55,8 @@ type bucket struct {
 
 // newLimiter refills at perMinute with a burst of half that; a perMinute of
 // zero or less disables it.
-func newLimiter(perMinute int, now func() time.Time) *limiter {
-	l := &limiter{now: now, buckets: map[string]*bucket{}}
+func newLimiter(perMinute int, now func() time.Time) *memLimiter {
+	l := &memLimiter{now: now, buckets: map[string]*bucket{}}
 	if perMinute > 0 {
 		l.every, l.burst = rate.Limit(float64(perMinute)/60), max(perMinute/2, 1)
 	}
@@ -52,8 +73,8 @@ const (
 
 // newMailLimiter is the limit on mail per account and per address; off
 // (tests) when the per-account limit is off.
-func newMailLimiter(rateAccount int, now func() time.Time) *limiter {
-	l := &limiter{now: now, buckets: map[string]*bucket{}}
+func newMailLimiter(rateAccount int, now func() time.Time) *memLimiter {
+	l := &memLimiter{now: now, buckets: map[string]*bucket{}}
 	if rateAccount >= 0 {
 		l.every, l.burst = rate.Every(mailEvery), mailBurst
 	}
@@ -61,7 +82,7 @@ func newMailLimiter(rateAccount int, now func() time.Time) *limiter {
 }
 
 // allow takes one token for key, or says how long until one is available.
-func (l *limiter) allow(key string) (ok bool, retry time.Duration) {
+func (l *memLimiter) allow(key string) (ok bool, retry time.Duration) {
 	if l == nil || l.burst <= 0 {
 		return true, 0
 	}
@@ -83,7 +104,7 @@ func (l *limiter) allow(key string) (ok bool, retry time.Duration) {
 	return true, 0
 }
 
-func (l *limiter) sweep(idle time.Duration) {
+func (l *memLimiter) sweep(idle time.Duration) {
 	if l == nil {
 		return
 	}
@@ -97,10 +118,10 @@ func (l *limiter) sweep(idle time.Duration) {
 	}
 }
 
-// backoff locks an account out for exponentially longer after repeated
+// memBackoff locks an account out for exponentially longer after repeated
 // failed logins: after freeFailures failures in a row, 1 s, then 2 s, 4 s …
-// up to maxBackoff. A success clears it.
-type backoff struct {
+// up to maxBackoff (failDelay). A success clears it.
+type memBackoff struct {
 	mu       sync.Mutex
 	now      func() time.Time
 	failures map[string]*failState
@@ -117,12 +138,21 @@ const (
 	maxBackoff   = 15 * time.Minute
 )
 
-func newBackoff(now func() time.Time) *backoff {
-	return &backoff{now: now, failures: map[string]*failState{}}
+// failDelay is how long the nth failure in a row locks its key out.
+func failDelay(n int) time.Duration {
+	over := n - freeFailures
+	if over <= 0 {
+		return 0
+	}
+	return time.Duration(math.Min(float64(time.Second)*math.Pow(2, float64(over-1)), float64(maxBackoff)))
+}
+
+func newBackoff(now func() time.Time) *memBackoff {
+	return &memBackoff{now: now, failures: map[string]*failState{}}
 }
 
 // wait returns how long key must still wait before its next attempt.
-func (b *backoff) wait(key string) time.Duration {
+func (b *memBackoff) wait(key string) time.Duration {
 	key = limitKey(key)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -134,7 +164,7 @@ func (b *backoff) wait(key string) time.Duration {
 	return 0
 }
 
-func (b *backoff) fail(key string) {
+func (b *memBackoff) fail(key string) {
 	key = limitKey(key)
 	now := b.now()
 	b.mu.Lock()
@@ -146,13 +176,12 @@ func (b *backoff) fail(key string) {
 	}
 	f.n++
 	f.last = now
-	if over := f.n - freeFailures; over > 0 {
-		d := time.Duration(math.Min(float64(time.Second)*math.Pow(2, float64(over-1)), float64(maxBackoff)))
+	if d := failDelay(f.n); d > 0 {
 		f.until = now.Add(d)
 	}
 }
 
-func (b *backoff) succeed(key string) {
+func (b *memBackoff) succeed(key string) {
 	key = limitKey(key)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -160,7 +189,7 @@ func (b *backoff) succeed(key string) {
 }
 
 // sweep forgets failures older than a day of quiet.
-func (b *backoff) sweep() {
+func (b *memBackoff) sweep() {
 	cut := b.now().Add(-24 * time.Hour)
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -127,7 +127,7 @@ func (s *Server) rolesOf(ctx context.Context, q rowQuerier, uid int64) ([]string
 // --bootstrap-admin account or, in --dev, the first account.
 func (s *Server) initialRoles(ctx context.Context, tx *sql.Tx, uid int64, username string) error {
 	roles := []string{roleViewer}
-	// Usernames are unique regardless of case (COLLATE NOCASE), as the
+	// Usernames are unique regardless of case (COLLATE NOCASE, CITEXT), as the
 	// start-up grant in bootstrapAdmin matches them: so is this.
 	super := s.cfg.BootstrapAdmin != "" && strings.EqualFold(s.cfg.BootstrapAdmin, username)
 	if !super && s.cfg.Dev {
@@ -141,7 +141,7 @@ func (s *Server) initialRoles(ctx context.Context, tx *sql.Tx, uid int64, userna
 		roles = append(roles, roleSuperadmin)
 	}
 	for _, role := range roles {
-		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO user_roles (user_id, role, granted_at) VALUES (?, ?, ?)",
+		if _, err := tx.ExecContext(ctx, "INSERT INTO user_roles (user_id, role, granted_at) VALUES (?, ?, ?) ON CONFLICT (user_id, role) DO NOTHING",
 			uid, role, s.now().Unix()); err != nil {
 			return err
 		}
@@ -169,7 +169,7 @@ func (s *Server) bootstrapAdmin(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO user_roles (user_id, role, granted_at) VALUES (?, ?, ?)",
+		res, err := tx.ExecContext(ctx, "INSERT INTO user_roles (user_id, role, granted_at) VALUES (?, ?, ?) ON CONFLICT (user_id, role) DO NOTHING",
 			uid, roleSuperadmin, s.now().Unix())
 		if err != nil {
 			return err

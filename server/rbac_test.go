@@ -95,11 +95,12 @@ func (e *env) uid(name string) int64 {
 // addNote stores a note of owner directly.
 func (e *env) addNote(owner int64, text string) int64 {
 	e.t.Helper()
-	res, err := e.srv.st.db.Exec("INSERT INTO notes (owner, note, created_at, updated_at) VALUES (?, ?, 1, 1)", owner, text)
+	var id int64
+	err := e.srv.st.db.QueryRow("INSERT INTO notes (owner, note, created_at, updated_at) VALUES (?, ?, 1, 1) RETURNING id",
+		owner, text).Scan(&id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	id, _ := res.LastInsertId()
 	return id
 }
 

@@ -1,10 +1,11 @@
 // Package server is the compatible auth backend behind `latch serve`: the
 // account API (register, login, refresh with rotation and reuse detection,
-// logout, sessions, TOTP two-factor) over SQLite, with rate limits and
-// metrics, and an OAuth 2.0 / OpenID Connect provider for the same accounts
-// (zitadel/oidc's op at its default paths, with the built-in latch-cli and
-// clients from a file; server-rendered login, second-factor, consent and
-// device pages). Every OAuth grant is a session of the account API.
+// logout, sessions, TOTP two-factor) over SQLite or PostgreSQL, with rate
+// limits and metrics, and an OAuth 2.0 / OpenID Connect provider for the
+// same accounts (zitadel/oidc's op at its default paths, with the built-in
+// latch-cli and clients from a file; server-rendered login, second-factor,
+// consent and device pages). Every OAuth grant is a session of the account
+// API.
 //
 // It owns its database and its signing keys. It must never write a password,
 // a token, an authorization or device code, a second-factor code or secret,
@@ -35,7 +36,7 @@ import (
 // Config is what `latch serve` is started with. Zero durations and limits
 // take the documented defaults.
 type Config struct {
-	DBPath     string        // SQLite file, or MemoryDB
+	DBPath     string        // SQLite file, MemoryDB, or a postgres:// URL
 	Issuer     string        // iss and aud of access tokens; the server's public URL
 	AccessTTL  time.Duration // access-token lifetime (15m)
 	RefreshTTL time.Duration // sliding idle lifetime of a session (7 days)
@@ -141,9 +142,9 @@ type Server struct {
 	policy  policy
 	metrics *metrics
 
-	ipLimit, acctLimit *limiter
-	mailLimit          *limiter // mail per account and per address (recovery.go)
-	backoff            *backoff
+	ipLimit, acctLimit limiter
+	mailLimit          limiter // mail per account and per address (recovery.go)
+	backoff            backoff
 	mux                *http.ServeMux
 	op                 *opStorage // the OpenID provider's storage and clients
 
@@ -196,10 +197,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		params = *cfg.argon
 	}
 	s.hasher = newHasher(params)
-	s.ipLimit = newLimiter(cfg.RateIP, s.now)
-	s.acctLimit = newLimiter(cfg.RateAccount, s.now)
-	s.mailLimit = newMailLimiter(cfg.RateAccount, s.now)
-	s.backoff = newBackoff(s.now)
+	if st.dialect.name() == "postgres" {
+		// Shared by every instance: a limit is the deployment's (ratelimit_db.go).
+		s.ipLimit = newDBLimiter(st, "ip", perMinuteRate(cfg.RateIP), s.now, s.log)
+		s.acctLimit = newDBLimiter(st, "account", perMinuteRate(cfg.RateAccount), s.now, s.log)
+		s.mailLimit = newDBLimiter(st, "mail", mailRate(cfg.RateAccount), s.now, s.log)
+		s.backoff = newDBBackoff(st, s.now, s.log)
+	} else {
+		s.ipLimit = newLimiter(cfg.RateIP, s.now)
+		s.acctLimit = newLimiter(cfg.RateAccount, s.now)
+		s.mailLimit = newMailLimiter(cfg.RateAccount, s.now)
+		s.backoff = newBackoff(s.now)
+	}
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.method+" "+rt.path, rt.h)
@@ -313,6 +322,10 @@ func (s *Server) Handler() http.Handler {
 				slog.Int("status", rec.status), slog.String("ip", s.clientIP(r)),
 				slog.Duration("took", time.Since(start)))
 		}()
+		if !urlTextOK(r.URL) {
+			s.writeError(rec, r, errBadText)
+			return
+		}
 		s.mux.ServeHTTP(rec, r)
 	})
 }

@@ -153,8 +153,9 @@ func (s *Server) handleSessions(w http.ResponseWriter, r *http.Request, a *auth)
 	// and its newest refresh token has not idled out.
 	rows, err := s.st.db.QueryContext(r.Context(), `
 		SELECT s.id, s.created_at, s.last_used_at, s.user_agent,
-		       min(s.expires_at, (SELECT max(t.expires_at) FROM refresh_tokens t
-		                          WHERE t.session_id = s.id AND t.used_at_ms IS NULL)) AS ends
+		       (SELECT CASE WHEN max(t.expires_at) < s.expires_at THEN max(t.expires_at)
+		                    WHEN max(t.expires_at) IS NOT NULL THEN s.expires_at END
+		        FROM refresh_tokens t WHERE t.session_id = s.id AND t.used_at_ms IS NULL) AS ends
 		FROM sessions s
 		WHERE s.user_id = ? AND s.revoked_at IS NULL AND s.expires_at > ?
 		ORDER BY s.last_used_at DESC`, a.UserID, now)
@@ -269,6 +270,7 @@ func (s *Server) sweep(ctx context.Context) error {
 	})
 	s.ipLimit.sweep(time.Hour)
 	s.acctLimit.sweep(time.Hour)
+	s.mailLimit.sweep(time.Hour) // a mail bucket refills in 30 min: an hour idle is full
 	s.backoff.sweep()
 	return err
 }
