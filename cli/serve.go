@@ -225,6 +225,9 @@ func serveRun(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 			}
 			cfg.DBPath = filepath.Join(dir, "latch.db")
 		}
+		if server.IsPostgres(cfg.DBPath) && o.Issuer == "" && !o.CheckDB {
+			return usagef("with a PostgreSQL --db, give --issuer, the public URL, the same on every instance: by default each instance would name its own address, and tokens from one would be refused by the others")
+		}
 		keyFile := o.SecretKeyFile
 		if keyFile == "" && server.IsPostgres(cfg.DBPath) {
 			return usagef("with a PostgreSQL --db, give --secret-key-file: every instance must use the same key (it seals the secrets and signing keys in the shared database); make one with: head -c 32 /dev/urandom | xxd -p -c 64 > secret.key && chmod 600 secret.key")

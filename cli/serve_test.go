@@ -43,7 +43,8 @@ func TestServeRefusesUnsafeSetups(t *testing.T) {
 		{"bad log level", []string{"--dev", "--addr", "127.0.0.1:0", "--log-level", "loud"}, "--log-level"},
 		{"password in --db", []string{"--db", "postgres://latch:hunter2@127.0.0.1/latch", "--secret-key-file", "k"}, "--db must not hold the database password"},
 		{"password parameter in --db", []string{"--db", "postgres://latch@127.0.0.1/latch?password=hunter2", "--secret-key-file", "k"}, "--db must not hold the database password"},
-		{"postgres without a shared key", []string{"--db", "postgres://latch@127.0.0.1/latch"}, "give --secret-key-file"},
+		{"postgres without a shared key", []string{"--db", "postgres://latch@127.0.0.1/latch", "--issuer", "https://auth.example.com"}, "give --secret-key-file"},
+		{"postgres without a shared issuer", []string{"--db", "postgres://latch@127.0.0.1/latch", "--secret-key-file", "k"}, "give --issuer"},
 		{"dev with a database", []string{"--dev", "--db", "x.db"}, "--dev uses a throwaway in-memory database"},
 		{"dev with check-db", []string{"--dev", "--check-db"}, "--dev uses a throwaway in-memory database"},
 	}
