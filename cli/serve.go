@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -230,7 +231,7 @@ func serveRun(ctx context.Context, o *serveOptions, stderr io.Writer) error {
 		}
 		keyFile := o.SecretKeyFile
 		if keyFile == "" && server.IsPostgres(cfg.DBPath) {
-			return usagef("with a PostgreSQL --db, give --secret-key-file: every instance must use the same key (it seals the secrets and signing keys in the shared database); make one with: head -c 32 /dev/urandom | xxd -p -c 64 > secret.key && chmod 600 secret.key")
+			return usagef("with a PostgreSQL --db, give --secret-key-file: every instance must use the same key (it seals the secrets and signing keys in the shared database); make one with: (umask 077; openssl rand -hex 32 > secret.key)")
 		}
 		if keyFile == "" {
 			keyFile = filepath.Join(filepath.Dir(cfg.DBPath), "secret.key")
@@ -366,20 +367,47 @@ const databaseURLEnv = "LATCH_DATABASE_URL"
 // database is the --db value, else LATCH_DATABASE_URL. A password in --db is
 // refused: argv is visible to every user of the machine.
 func (o *serveOptions) database() (string, error) {
-	if o.DB == "" {
-		return os.Getenv(databaseURLEnv), nil
+	db := o.DB
+	if db == "" {
+		db = os.Getenv(databaseURLEnv)
 	}
-	if server.IsPostgres(o.DB) {
-		u, err := url.Parse(o.DB)
-		if err != nil {
-			return "", usagef("--db %s is not a URL: use postgres://user@host:port/dbname", server.RedactDB(o.DB))
-		}
-		if _, ok := u.User.Password(); ok || u.Query().Has("password") {
-			return "", usagef("--db must not hold the database password (it would show in the process list): " +
-				"use a passfile (?passfile=PATH, PGPASSFILE or ~/.pgpass), PGPASSWORD, or put the whole URL in " + databaseURLEnv)
-		}
+	if keywordDSN(db) {
+		// Taken for a SQLite path, it would make a file named after it,
+		// password and all, and log it.
+		return "", usagef("the database is in libpq's key=value form, which latch does not read: " +
+			"use postgres://user@host:port/dbname (the password from a passfile or PGPASSWORD)")
+	}
+	if o.DB == "" || !server.IsPostgres(o.DB) {
+		// sqlite:PATH is PATH: the key's default directory is taken from it.
+		return strings.TrimPrefix(db, "sqlite:"), nil
+	}
+	u, err := url.Parse(o.DB)
+	if err != nil {
+		return "", usagef("--db %s is not a URL: use postgres://user@host:port/dbname", server.RedactDB(o.DB))
+	}
+	_, secret := u.User.Password()
+	for k := range u.Query() {
+		secret = secret || server.DBSecretParam(k)
+	}
+	if secret {
+		return "", usagef("--db must not hold the database password (it would show in the process list): " +
+			"use a passfile (?passfile=PATH, PGPASSFILE or ~/.pgpass), PGPASSWORD, or put the whole URL in " + databaseURLEnv)
 	}
 	return o.DB, nil
+}
+
+// keywordDSN reports whether db is a libpq key=value connection string
+// ("host=db user=latch dbname=latch").
+func keywordDSN(db string) bool {
+	if server.IsPostgres(db) {
+		return false
+	}
+	for _, k := range []string{"host=", "hostaddr=", "dbname=", "user=", "password=", "port=", "sslmode="} {
+		if strings.HasPrefix(db, k) || strings.Contains(db, " "+k) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkDB opens (and so migrates) the database, checks the server key opens

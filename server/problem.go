@@ -98,7 +98,15 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(499)
 		return
 	}
-	if !errors.As(err, &p) {
+	if !errors.As(err, &p) && s.st.busy(err) {
+		// The deployment's write lock was not had in time (another
+		// instance holds it): a retry soon is the answer, not a 500.
+		s.log.WarnContext(r.Context(), "database busy", "method", r.Method, "path", r.URL.Path, "err", err)
+		p = newProblem(http.StatusServiceUnavailable, probUnavailable, "Unavailable",
+			"The database is busy; try again in a few seconds.")
+		p.RetryAfter = 5
+	}
+	if p == nil {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		p = newProblem(http.StatusInternalServerError, probInternal, "Internal error",
 			"The server failed to handle the request; it has been logged.")

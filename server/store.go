@@ -46,6 +46,8 @@ type dialect interface {
 	setSchemaVersion(ctx context.Context, tx *sql.Tx, v int) error
 	// versionQuery reads the schema version outside a transaction (health).
 	versionQuery() string
+	// busy reports whether err is the write lock not had in time.
+	busy(err error) bool
 	// uniqueViolation names the column of a UNIQUE constraint failure
 	// ("username", "email"), "unknown" when it cannot tell, or "" when err
 	// is something else.
@@ -168,3 +170,7 @@ func (s *store) settle(tx *sql.Tx, committed bool) {
 // uniqueViolation reports which column a UNIQUE constraint failure was about
 // ("username", "email"), or "" when err is something else.
 func (s *store) uniqueViolation(err error) string { return s.dialect.uniqueViolation(err) }
+
+// busy reports whether err says the database's write lock was not had in
+// time (PostgreSQL's lock_timeout; SQLite's busy timeout is long and rare).
+func (s *store) busy(err error) bool { return s.dialect.busy(err) }

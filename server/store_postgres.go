@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -54,6 +55,12 @@ func (postgresDialect) setSchemaVersion(ctx context.Context, tx *sql.Tx, v int) 
 	return err
 }
 
+// busy: 55P03 lock_not_available, what lock_timeout raises.
+func (postgresDialect) busy(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "55P03"
+}
+
 func (postgresDialect) uniqueViolation(err error) string {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != "23505" {
@@ -81,23 +88,53 @@ func RedactDB(db string) string {
 		return "postgres://(unparsable URL)"
 	}
 	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
+	masked := false
+	for k := range q {
+		if DBSecretParam(k) {
+			q.Set(k, "xxxxx")
+			masked = true
+		}
+	}
+	if masked {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }
 
+// DBSecretParam reports whether a PostgreSQL URL parameter holds a secret:
+// password, and sslpassword (the passphrase of the client's TLS key).
+func DBSecretParam(name string) bool { return strings.Contains(strings.ToLower(name), "password") }
+
 func openPostgres(ctx context.Context, dsn string) (*store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		// pgx's message quotes the URL, password included.
-		return nil, fmt.Errorf("database URL %s does not parse: check its form (postgres://user@host:port/dbname?sslmode=…)", RedactDB(dsn))
+		// pgx's message masks the password.
+		return nil, fmt.Errorf("database URL does not parse (check its form: postgres://user@host:port/dbname?sslmode=…): %w", err)
 	}
 	where := fmt.Sprintf("PostgreSQL at %s:%d, database %q as %q", cfg.Host, cfg.Port, cfg.Database, cfg.User)
+	// What the write lock needs of every session, whatever the database's
+	// or role's defaults (a URL parameter still wins):
+	//   - READ COMMITTED: each statement after the lock sees what the last
+	//     holder committed (REPEATABLE READ would read the snapshot taken
+	//     before the wait), and the limits' upserts never fail on a race;
+	//   - an instance frozen or cut off while holding the lock is ended
+	//     after 30 s idle, not after TCP keepalive's two hours, and a
+	//     writer waits for the lock 15 s at most.
+	for k, v := range map[string]string{
+		"default_transaction_isolation":       "read committed",
+		"idle_in_transaction_session_timeout": "30s",
+		"lock_timeout":                        "15s",
+	} {
+		if _, set := cfg.RuntimeParams[k]; !set {
+			cfg.RuntimeParams[k] = v
+		}
+	}
 	db := sql.OpenDB(rebindConnector{stdlib.GetConnector(*cfg)})
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
+	// Connections are renewed now and then, so that after a failover none
+	// stays on the old primary (read-only now) for good.
+	db.SetConnMaxLifetime(10 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to %s: %w", where, pgAdvice(err))

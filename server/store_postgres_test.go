@@ -1,6 +1,11 @@
 package server
 
-import "testing"
+import (
+	"database/sql"
+	"testing"
+
+	"github.com/latch-dev/latch/internal/pgtest"
+)
 
 func TestRebind(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
@@ -34,4 +39,33 @@ func TestRedactDB(t *testing.T) {
 			t.Errorf("RedactDB(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+}
+
+// A write that cannot have the deployment's write lock in time (another
+// instance holds it) answers 503 with Retry-After, not a 500, and takes no
+// account of it.
+func TestWriteLockTimeoutIs503(t *testing.T) {
+	db := pgtest.Database(t)
+	e := newEnv(t, func(c *Config) { c.DBPath = db + "&lock_timeout=300ms" })
+	holder, err := sql.Open("pgx", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	conn, err := holder.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), "SELECT pg_advisory_lock($1)", writeLockKey); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("POST", "/auth/register", map[string]string{"username": "alice", "email": "alice@example.com", "password": goodPassword})
+	if r.Status != 503 || r.problemType(t) != probUnavailable || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("register while another instance holds the lock: %d %s", r.Status, r.Body)
+	}
+	if _, err := conn.ExecContext(t.Context(), "SELECT pg_advisory_unlock($1)", writeLockKey); err != nil {
+		t.Fatal(err)
+	}
+	e.register("alice", "alice@example.com") // nothing was half done
 }

@@ -38,6 +38,11 @@ func (sqliteDialect) setSchemaVersion(ctx context.Context, tx *sql.Tx, v int) er
 	return err
 }
 
+func (sqliteDialect) busy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
 func (sqliteDialect) uniqueViolation(err error) string {
 	var se *sqlite.Error
 	if !errors.As(err, &se) || se.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE {

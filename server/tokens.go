@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // refreshPrefix marks latch refresh tokens so that secret scanners and
@@ -288,9 +290,16 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
+// truncate cuts a caller's text (a User-Agent: a header may carry any byte
+// but NUL) to at most n bytes that both databases store as text: invalid
+// UTF-8 becomes U+FFFD and the cut falls between characters.
 func truncate(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }
