@@ -91,9 +91,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // should see.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var p *problem
-	if r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
+	if r.Context().Err() != nil {
 		// The client went away (or the server is shutting down): nobody
-		// reads the answer, and it is not a server fault.
+		// reads the answer, and it is not a server fault. The error need
+		// not say so: PostgreSQL's driver drops a connection whose query
+		// was cancelled, and the next statement fails with "bad connection".
 		s.log.DebugContext(r.Context(), "request abandoned", "method", r.Method, "path", r.URL.Path)
 		w.WriteHeader(499)
 		return

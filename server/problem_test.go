@@ -1,6 +1,9 @@
 package server
 
 import (
+	"context"
+	"database/sql/driver"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -42,6 +45,23 @@ func TestDecodeOneValue(t *testing.T) {
 		p, ok := err.(*problem)
 		if !ok || p.Status != tc.status || !strings.Contains(p.Detail, tc.detail) {
 			t.Errorf("%q: %v, want %d with %q", name, err, tc.status, tc.detail)
+		}
+	}
+}
+
+// A request whose client went away is not a server fault, whatever error the
+// cancellation caused on the way (PostgreSQL's driver reports a dropped
+// connection as driver.ErrBadConn, not as context.Canceled).
+func TestAbandonedRequestIsNotAnError(t *testing.T) {
+	e := newEnv(t)
+	for _, err := range []error{context.Canceled, driver.ErrBadConn} {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		r := httptest.NewRequestWithContext(ctx, "POST", "/auth/refresh", nil)
+		w := httptest.NewRecorder()
+		e.srv.writeError(w, r, fmt.Errorf("rotate: %w", err))
+		if w.Code != 499 || strings.Contains(e.logs.String(), "request failed") {
+			t.Fatalf("%v after the client left: %d, log %s", err, w.Code, e.logs.String())
 		}
 	}
 }
