@@ -193,7 +193,9 @@ func (c rebindConn) QueryContext(ctx context.Context, query string, args []drive
 }
 
 // rebind numbers the ? placeholders of q as $1, $2 …, leaving string
-// literals, quoted identifiers and -- comments alone.
+// literals, quoted identifiers and comments alone. (Not understood, so not to
+// be used in the store's SQL: $$-quoted bodies, E” strings with \' escapes,
+// and PostgreSQL's ? operators.)
 func rebind(q string) string {
 	if !strings.Contains(q, "?") {
 		return q
@@ -211,6 +213,18 @@ func rebind(q string) string {
 			}
 			b.WriteString(q[i : i+j+2])
 			i += j + 1
+		case '/':
+			if i+1 < len(q) && q[i+1] == '*' {
+				j := strings.Index(q[i+2:], "*/")
+				if j < 0 {
+					b.WriteString(q[i:])
+					return b.String()
+				}
+				b.WriteString(q[i : i+j+4])
+				i += j + 3
+				continue
+			}
+			b.WriteByte(c)
 		case '-':
 			if i+1 < len(q) && q[i+1] == '-' {
 				j := strings.IndexByte(q[i:], '\n')

@@ -19,7 +19,10 @@ func TestRebind(t *testing.T) {
 		{"-- why? because\nSELECT ?", "-- why? because\nSELECT $1"},
 		{"SELECT a - ? FROM t -- and?", "SELECT a - $1 FROM t -- and?"},
 		{"SELECT lower(u) LIKE ? ESCAPE '\\' OR x = ?", "SELECT lower(u) LIKE $1 ESCAPE '\\' OR x = $2"},
+		{"SELECT /* why? */ ? /**/, ?", "SELECT /* why? */ $1 /**/, $2"},
+		{"SELECT a / ? FROM t", "SELECT a / $1 FROM t"},
 		// Unterminated: copied as is rather than guessed at.
+		{"SELECT ? /* open ?", "SELECT $1 /* open ?"},
 		{"SELECT 'open ?", "SELECT 'open ?"},
 	} {
 		if got := rebind(tc.in); got != tc.want {
