@@ -194,7 +194,7 @@ func (c rebindConn) QueryContext(ctx context.Context, query string, args []drive
 
 // rebind numbers the ? placeholders of q as $1, $2 …, leaving string
 // literals, quoted identifiers and comments alone. (Not understood, so not to
-// be used in the store's SQL: $$-quoted bodies, E” strings with \' escapes,
+// be used in the store's SQL: $$-quoted bodies, E-prefixed strings with backslash escapes,
 // and PostgreSQL's ? operators.)
 func rebind(q string) string {
 	if !strings.Contains(q, "?") {
