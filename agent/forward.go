@@ -1,13 +1,11 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -159,9 +157,8 @@ type forwarder struct {
 	release func()
 }
 
-// listenForward checks o and listens on the forwarding socket the way
-// Serve listens on the cache socket: a 0700 directory, one agent per
-// socket, a stale socket replaced. Token calls end when stop closes.
+// listenForward checks o and listens on the forwarding socket as Serve
+// does on the cache socket (listenPrivate). Token calls end when stop closes.
 func listenForward(ctx context.Context, o ForwardOptions, cacheSocket string, stop <-chan struct{}) (*forwarder, error) {
 	if o.Token == nil {
 		return nil, errors.New("latch agent: forwarding needs a token source")
@@ -193,26 +190,9 @@ func listenForward(ctx context.Context, o ForwardOptions, cacheSocket string, st
 	if o.Timeout <= 0 {
 		o.Timeout = defaultTokenTimeout
 	}
-	if err := prepareDir(filepath.Dir(o.Socket)); err != nil {
-		return nil, err
-	}
-	release, err := lockSocket(ctx, o.Socket)
+	ln, release, err := listenPrivate(ctx, o.Socket)
 	if err != nil {
 		return nil, err
-	}
-	if err := removeStale(ctx, o.Socket); err != nil {
-		release()
-		return nil, err
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: o.Socket, Net: "unix"})
-	if err != nil {
-		release()
-		return nil, fmt.Errorf("latch agent: listen on %s: %w", o.Socket, err)
-	}
-	if err := os.Chmod(o.Socket, 0o600); err != nil {
-		ln.Close()
-		release()
-		return nil, fmt.Errorf("latch agent: %w", err)
 	}
 	cctx, cancel := context.WithCancel(context.Background())
 	go func() { <-stop; cancel() }()
@@ -233,33 +213,15 @@ func (f *forwarder) allowedNames() []string {
 	return names
 }
 
-// serveForward answers one forwarded connection's requests in turn.
+// serveForward answers one forwarded connection's requests in turn: the
+// cache socket's loop with the forwarding handler, which knows no cache op.
 func (s *server) serveForward(c *net.UnixConn) {
-	r := bufio.NewReaderSize(c, 1024)
-	for {
-		s.mu.Lock()
-		if s.stopping() {
-			s.mu.Unlock()
-			return
-		}
-		c.SetReadDeadline(time.Now().Add(s.o.connTimeout))
-		s.mu.Unlock()
-		line, err := readLine(r, maxForwardRequest)
-		if errors.Is(err, errTooLarge) {
-			s.o.Log.Warn("latch agent: forwarded request refused", "outcome", "too_large")
-			c.SetWriteDeadline(time.Now().Add(writeTimeout))
-			writeMsg(c, s.fwdFail(codeTooLarge, fmt.Sprintf("request larger than the %d KiB limit", maxForwardRequest>>10)))
-			return
-		}
-		if err != nil {
-			return
-		}
-		resp := s.handleForward(line)
-		c.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if err := writeMsg(c, resp); err != nil {
-			return
-		}
-	}
+	s.serveLines(c, 1024, maxForwardRequest, func() any {
+		s.o.Log.Warn("latch agent: forwarded request refused", "outcome", "too_large")
+		return s.fwdFail(codeTooLarge, fmt.Sprintf("request larger than the %d KiB limit", maxForwardRequest>>10))
+	}, func(line []byte) (any, func(), bool) {
+		return s.handleForward(line), nil, false
+	})
 }
 
 func (s *server) fwdFail(code, msg string) forwardResponse {

@@ -3,10 +3,8 @@ package agent
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -144,26 +142,8 @@ func (c *ForwardClient) closeConn() {
 	}
 }
 
-// exchange sends req on the client's connection and reads one response.
+// exchange sends req on the client's connection and reads one response,
+// within ctx (DialForward's and Token's bound it).
 func (c *ForwardClient) exchange(ctx context.Context, req forwardRequest) (forwardResponse, error) {
-	deadline, _ := ctx.Deadline()
-	c.conn.SetDeadline(deadline)
-	defer context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })()
-	if err := writeMsg(c.conn, req); err != nil {
-		return forwardResponse{}, err
-	}
-	line, err := readLine(c.r, maxForwardResponse)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			err = errors.New("the connection closed without an answer")
-		}
-		return forwardResponse{}, err
-	}
-	var resp forwardResponse
-	err = json.Unmarshal(line, &resp)
-	clear(line)
-	if err != nil {
-		return forwardResponse{}, errors.New("malformed response")
-	}
-	return resp, nil
+	return roundTrip[forwardResponse](ctx, c.conn, c.r, req, maxForwardResponse, forwardTimeout)
 }

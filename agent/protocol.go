@@ -136,30 +136,38 @@ func writeMsg(w io.Writer, v any) error {
 	return err
 }
 
-// exchange sends req on c and reads one response, within ctx and the call
-// timeout.
+// exchange sends req on c and reads one response of the cache protocol,
+// within ctx and the call timeout.
 func exchange(ctx context.Context, c *net.UnixConn, r *bufio.Reader, req request) (response, error) {
-	deadline := time.Now().Add(callTimeout)
+	return roundTrip[response](ctx, c, r, req, maxResponse, callTimeout)
+}
+
+// roundTrip sends req on c as one line and reads one response line of at
+// most limit bytes into a Resp, within ctx and wait: the framing both
+// sockets (the cache's and the forwarding one) speak.
+func roundTrip[Resp any](ctx context.Context, c *net.UnixConn, r *bufio.Reader, req any, limit int, wait time.Duration) (Resp, error) {
+	var resp Resp
+	deadline := time.Now().Add(wait)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	c.SetDeadline(deadline)
 	defer context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })()
 	if err := writeMsg(c, req); err != nil {
-		return response{}, err
+		return resp, err
 	}
-	line, err := readLine(r, maxResponse)
+	line, err := readLine(r, limit)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = errors.New("the agent closed the connection without answering")
 		}
-		return response{}, err
+		return resp, err
 	}
-	var resp response
 	err = json.Unmarshal(line, &resp)
 	clear(line)
 	if err != nil {
-		return response{}, errors.New("malformed response")
+		var zero Resp
+		return zero, errors.New("malformed response")
 	}
 	return resp, nil
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -109,27 +108,11 @@ func Serve(ctx context.Context, o Options) error {
 	if err := setNotDumpable(); err != nil {
 		return fmt.Errorf("latch agent: refusing to hold secrets in a dumpable process: %w", err)
 	}
-	if err := prepareDir(filepath.Dir(o.Socket)); err != nil {
-		return err
-	}
-	release, err := lockSocket(ctx, o.Socket)
+	ln, release, err := listenPrivate(ctx, o.Socket)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := removeStale(ctx, o.Socket); err != nil {
-		return err
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: o.Socket, Net: "unix"})
-	if err != nil {
-		return fmt.Errorf("latch agent: listen on %s: %w", o.Socket, err)
-	}
-	// The directory is 0700 already; the socket is made 0600 as well rather
-	// than through the umask, which is process-wide.
-	if err := os.Chmod(o.Socket, 0o600); err != nil {
-		ln.Close()
-		return fmt.Errorf("latch agent: %w", err)
-	}
 
 	s := &server{
 		o: o, uid: os.Getuid(), pid: os.Getpid(),
@@ -283,8 +266,25 @@ func (s *server) ownPeer(c *net.UnixConn) bool {
 	return true
 }
 
+// serveConn answers one connection to the cache socket.
 func (s *server) serveConn(c *net.UnixConn) {
-	r := bufio.NewReaderSize(c, 4096)
+	s.serveLines(c, 4096, maxRequest, func() any {
+		return s.fail(codeTooLarge, fmt.Sprintf("request larger than the %d KiB limit", maxRequest>>10))
+	}, func(line []byte) (any, func(), bool) {
+		resp, stop := s.handle(line)
+		return resp, func() { clear(resp.Value) }, stop
+	})
+}
+
+// serveLines answers c's request lines in turn, the loop of both sockets:
+// each line of at most limit bytes goes to handle, whose answer is written
+// back and then wiped with wipe (when not nil); a line over the limit is
+// answered with tooLarge() and ends the connection, as do stop, EOF, the
+// idle deadline and shutdown. Which requests a socket answers is its
+// handler's alone.
+func (s *server) serveLines(c *net.UnixConn, bufSize, limit int, tooLarge func() any,
+	handle func(line []byte) (resp any, wipe func(), stop bool)) {
+	r := bufio.NewReaderSize(c, bufSize)
 	for {
 		// Under s.mu, so that shutdown's deadline is never overwritten.
 		s.mu.Lock()
@@ -294,20 +294,22 @@ func (s *server) serveConn(c *net.UnixConn) {
 		}
 		c.SetReadDeadline(time.Now().Add(s.o.connTimeout))
 		s.mu.Unlock()
-		line, err := readLine(r, maxRequest)
+		line, err := readLine(r, limit)
 		if errors.Is(err, errTooLarge) {
 			c.SetWriteDeadline(time.Now().Add(writeTimeout))
-			writeMsg(c, s.fail(codeTooLarge, fmt.Sprintf("request larger than the %d KiB limit", maxRequest>>10)))
+			writeMsg(c, tooLarge())
 			return
 		}
 		if err != nil {
 			return // EOF, the deadline, or shutdown
 		}
-		resp, stop := s.handle(line)
+		resp, wipe, stop := handle(line)
 		clear(line)
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		err = writeMsg(c, resp)
-		clear(resp.Value)
+		if wipe != nil {
+			wipe()
+		}
 		if stop || err != nil {
 			return
 		}

@@ -67,6 +67,36 @@ func prepareDir(dir string) error {
 	return nil
 }
 
+// listenPrivate listens on path as every socket of the agent does: in a
+// 0700 directory of this user's, one agent per socket (the lock, released
+// by release), a stale socket replaced, the socket itself 0600.
+func listenPrivate(ctx context.Context, path string) (ln *net.UnixListener, release func(), err error) {
+	if err := prepareDir(filepath.Dir(path)); err != nil {
+		return nil, nil, err
+	}
+	release, err = lockSocket(ctx, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := removeStale(ctx, path); err != nil {
+		release()
+		return nil, nil, err
+	}
+	ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		release()
+		return nil, nil, fmt.Errorf("latch agent: listen on %s: %w", path, err)
+	}
+	// The directory is 0700 already; the socket is made 0600 as well rather
+	// than through the umask, which is process-wide.
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		release()
+		return nil, nil, fmt.Errorf("latch agent: %w", err)
+	}
+	return ln, release, nil
+}
+
 // lockSocket takes the lock beside the socket that makes one agent per
 // socket: two agents started at once cannot both remove and bind it. An agent
 // that answers means one runs already; a lock held with nobody answering is an

@@ -205,10 +205,10 @@ func (ev Event) WriteText(w io.Writer) error {
 		writeHeaderLines(&b, "> ", x.RequestHeader)
 		writeBodyText(&b, x.RequestBody)
 		if x.Status == 0 {
-			fmt.Fprintf(&b, "< no answer (%s): %s\n\n", roundDuration(x.Duration), x.Err)
+			fmt.Fprintf(&b, "< no answer (%s): %s\n\n", ShortDuration(x.Duration), x.Err)
 			break
 		}
-		fmt.Fprintf(&b, "< HTTP %d %s (%s)\n", x.Status, http.StatusText(x.Status), roundDuration(x.Duration))
+		fmt.Fprintf(&b, "< HTTP %d %s (%s)\n", x.Status, http.StatusText(x.Status), ShortDuration(x.Duration))
 		writeHeaderLines(&b, "< ", x.ResponseHeader)
 		writeBodyText(&b, x.ResponseBody)
 		if x.Err != "" {
@@ -218,11 +218,7 @@ func (ev Event) WriteText(w io.Writer) error {
 			b.WriteString("\n") // a blank line ends every exchange
 		}
 	case ev.Check != nil:
-		mark := "✓"
-		if !ev.Check.OK {
-			mark = "✗"
-		}
-		fmt.Fprintf(&b, "* check %s %s", ev.Check.Name, mark)
+		fmt.Fprintf(&b, "* check %s %s", ev.Check.Name, ev.Check.Mark())
 		if ev.Check.Detail != "" {
 			b.WriteString(" " + ev.Check.Detail)
 		}
@@ -234,12 +230,30 @@ func (ev Event) WriteText(w io.Writer) error {
 	return err
 }
 
+// Mark is a check's outcome as the trace prints it: ✓ or ✗.
+func (c Check) Mark() string {
+	if c.OK {
+		return "✓"
+	}
+	return "✗"
+}
+
 func writeHeaderLines(b *bytes.Buffer, prefix string, h http.Header) {
+	for _, l := range HeaderLines(h) {
+		b.WriteString(prefix + l + "\n")
+	}
+}
+
+// HeaderLines are h's fields as the trace prints them: "Name: value", one
+// line per value (Set-Cookie values may not be joined), names in order.
+func HeaderLines(h http.Header) []string {
+	var out []string
 	for _, name := range sortedHeaderNames(h) {
 		for _, v := range h[name] {
-			fmt.Fprintf(b, "%s%s: %s\n", prefix, name, v)
+			out = append(out, name+": "+v)
 		}
 	}
+	return out
 }
 
 func writeBodyText(b *bytes.Buffer, body string) {
@@ -247,17 +261,26 @@ func writeBodyText(b *bytes.Buffer, body string) {
 		return
 	}
 	b.WriteString("\n")
-	var ind bytes.Buffer
-	if json.Indent(&ind, []byte(body), "", "  ") == nil {
-		b.Write(ind.Bytes())
+	if ind, ok := IndentJSON(body); ok {
+		b.WriteString(ind)
 	} else {
 		b.WriteString(body)
 	}
 	b.WriteString("\n\n")
 }
 
-// roundDuration keeps a duration short: 34ms, 1.2s, 850µs.
-func roundDuration(d time.Duration) time.Duration {
+// IndentJSON is body indented as the trace prints a JSON body, and whether
+// body is JSON at all.
+func IndentJSON(body string) (string, bool) {
+	var ind bytes.Buffer
+	if json.Indent(&ind, []byte(body), "", "  ") != nil {
+		return "", false
+	}
+	return ind.String(), true
+}
+
+// ShortDuration keeps a duration short for a trace: 34ms, 1.2s, 850µs.
+func ShortDuration(d time.Duration) time.Duration {
 	switch {
 	case d >= time.Second:
 		return d.Round(100 * time.Millisecond)

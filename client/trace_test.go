@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // traceLog collects a Tracer's events.
@@ -467,5 +468,34 @@ func TestTraceTransportKeepsBody(t *testing.T) {
 	evs := log.all()
 	if got != "password=p1&user=ada" || len(evs) != 1 || evs[0].Exchange.RequestBody != "password=***&user=ada" {
 		t.Fatalf("server got %q; events %+v", got, evs)
+	}
+}
+
+// TestExchangeText pins the text form of an exchange, the parts the
+// interface's trace pane shares (HeaderLines, IndentJSON, ShortDuration):
+// headers in order one value a line, a JSON body indented, a short duration.
+func TestExchangeText(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		x    Exchange
+		want string
+	}{
+		{"json answer", Exchange{Method: "POST", URL: "http://idp/token", Status: 200, Duration: 34400 * time.Microsecond,
+			RequestHeader:  http.Header{"User-Agent": {"latch"}, "Accept": {"application/json"}},
+			RequestBody:    "grant_type=refresh_token",
+			ResponseHeader: http.Header{"Set-Cookie": {"a=***; Expires=Mon, 30 Nov 2026 10:00:00 GMT", "b=***"}},
+			ResponseBody:   `{"token_type":"Bearer","n":[1]}`},
+			"> POST http://idp/token\n> Accept: application/json\n> User-Agent: latch\n\ngrant_type=refresh_token\n\n" +
+				"< HTTP 200 OK (34ms)\n< Set-Cookie: a=***; Expires=Mon, 30 Nov 2026 10:00:00 GMT\n< Set-Cookie: b=***\n\n" +
+				"{\n  \"token_type\": \"Bearer\",\n  \"n\": [\n    1\n  ]\n}\n\n"},
+		{"no answer", Exchange{Method: "GET", URL: "http://idp/jwks", Duration: 850400 * time.Nanosecond, Err: "refused"},
+			"> GET http://idp/jwks\n< no answer (850µs): refused\n\n"},
+		{"slow", Exchange{Method: "GET", URL: "http://idp/", Status: 204, Duration: 1234 * time.Millisecond},
+			"> GET http://idp/\n< HTTP 204 No Content (1.2s)\n\n"},
+	} {
+		var b bytes.Buffer
+		if err := (Event{Exchange: &tc.x}).WriteText(&b); err != nil || b.String() != tc.want {
+			t.Errorf("%s: text\n%s\nwant\n%s (%v)", tc.name, b.String(), tc.want, err)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package tui
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -34,7 +32,7 @@ func eventLine(st *Styles, ev client.Event, w int) string {
 		if x.Status == 0 && x.Err != "" {
 			tail = " ✗ " + x.Err
 		} else if w >= 40 {
-			tail += " (" + traceDuration(x.Duration) + ")"
+			tail += " (" + client.ShortDuration(x.Duration).String() + ")"
 		}
 		// The path gives way first: the answer is what a reader looks for.
 		room := w - lipgloss.Width(head) - min(lipgloss.Width(tail), w/2)
@@ -47,10 +45,7 @@ func eventLine(st *Styles, ev client.Event, w int) string {
 }
 
 func checkText(c *client.Check) string {
-	mark := "✓ "
-	if !c.OK {
-		mark = "✗ "
-	}
+	mark := c.Mark() + " "
 	if c.Detail == "" {
 		return mark + c.Name
 	}
@@ -83,15 +78,6 @@ func statusText(x *client.Exchange) string {
 	return fmt.Sprint(x.Status)
 }
 
-// traceDuration is a duration as the trace shows it: milliseconds up to
-// ten seconds, then seconds.
-func traceDuration(d time.Duration) string {
-	if d < 10*time.Second {
-		return fmt.Sprintf("%dms", d.Milliseconds())
-	}
-	return fmt.Sprintf("%.1fs", d.Seconds())
-}
-
 func traceTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
@@ -118,8 +104,8 @@ func eventDetails(st *Styles, ev client.Event, w int) []string {
 	case ev.Exchange != nil:
 		x := ev.Exchange
 		out = append(out, wrap(value, "", x.Method+" "+x.URL)...)
-		out = append(out, subtle(sentence("at "+when, "took "+traceDuration(x.Duration))))
-		for _, l := range headerLines(x.RequestHeader) {
+		out = append(out, subtle(sentence("at "+when, "took "+client.ShortDuration(x.Duration).String())))
+		for _, l := range client.HeaderLines(x.RequestHeader) {
 			out = append(out, wrap(subtle, "> ", l)...)
 		}
 		out = append(out, bodyDetails(subtle, value, "> ", x.RequestBody, x.RequestHeader, w)...)
@@ -128,7 +114,7 @@ func eventDetails(st *Styles, ev client.Event, w int) []string {
 			return out
 		}
 		out = append(out, exchangeStyle(st, x).Render(truncate("< "+fmt.Sprint(x.Status)+" "+http.StatusText(x.Status), w)))
-		for _, l := range headerLines(x.ResponseHeader) {
+		for _, l := range client.HeaderLines(x.ResponseHeader) {
 			out = append(out, wrap(subtle, "< ", l)...)
 		}
 		out = append(out, bodyDetails(subtle, value, "< ", x.ResponseBody, x.ResponseHeader, w)...)
@@ -166,29 +152,14 @@ func bodyDetails(subtle, value func(...string) string, prefix, body string, h ht
 	return out
 }
 
-// headerLines are a header's fields sorted, one "Name: value" each.
-func headerLines(h http.Header) []string {
-	names := make([]string, 0, len(h))
-	for n := range h {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	var out []string
-	for _, n := range names {
-		out = append(out, n+": "+strings.Join(h[n], ", "))
-	}
-	return out
-}
-
-// bodyLines lays a body out to read: JSON indented, a form one field a
-// line, anything else as it came.
+// bodyLines lays a body out to read: JSON indented as --debug prints it,
+// a form one field a line, anything else as it came.
 func bodyLines(body, contentType string) []string {
 	if strings.TrimSpace(body) == "" {
 		return nil
 	}
-	var buf bytes.Buffer
-	if json.Valid([]byte(body)) && json.Indent(&buf, []byte(body), "", "  ") == nil {
-		return strings.Split(buf.String(), "\n")
+	if ind, ok := client.IndentJSON(body); ok {
+		return strings.Split(ind, "\n")
 	}
 	if strings.HasPrefix(contentType, "application/x-www-form-urlencoded") {
 		var out []string
