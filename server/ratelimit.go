@@ -53,12 +53,11 @@ type bucket struct {
 	seen time.Time
 }
 
-// newLimiter refills at perMinute with a burst of half that; a perMinute of
-// zero or less disables it.
-func newLimiter(perMinute int, now func() time.Time) *memLimiter {
+// newMemLimiter makes a memLimiter of rate r.
+func newMemLimiter(r limitRate, now func() time.Time) *memLimiter {
 	l := &memLimiter{now: now, buckets: map[string]*bucket{}}
-	if perMinute > 0 {
-		l.every, l.burst = rate.Limit(float64(perMinute)/60), max(perMinute/2, 1)
+	if r.burst > 0 {
+		l.every, l.burst = rate.Every(r.every), r.burst
 	}
 	return l
 }
@@ -71,14 +70,28 @@ const (
 	mailEvery = 10 * time.Minute
 )
 
-// newMailLimiter is the limit on mail per account and per address; off
-// (tests) when the per-account limit is off.
-func newMailLimiter(rateAccount int, now func() time.Time) *memLimiter {
-	l := &memLimiter{now: now, buckets: map[string]*bucket{}}
-	if rateAccount >= 0 {
-		l.every, l.burst = rate.Every(mailEvery), mailBurst
+// limitRate is a limiter's refill interval (one token per every) and burst;
+// a burst of zero disables it.
+type limitRate struct {
+	every time.Duration
+	burst int
+}
+
+// perMinuteRate is the IP and account limits' rate: perMinute a minute, a burst of half
+// that; off for zero or less.
+func perMinuteRate(perMinute int) limitRate {
+	if perMinute <= 0 {
+		return limitRate{}
 	}
-	return l
+	return limitRate{every: time.Minute / time.Duration(perMinute), burst: max(perMinute/2, 1)}
+}
+
+// mailRate is the mail limit's rate: off (tests) when the per-account limit is.
+func mailRate(rateAccount int) limitRate {
+	if rateAccount < 0 {
+		return limitRate{}
+	}
+	return limitRate{every: mailEvery, burst: mailBurst}
 }
 
 // allow takes one token for key, or says how long until one is available.

@@ -32,30 +32,6 @@ const limitTimeout = 2 * time.Second
 // limitDownRetry is the wait a limiter answers when the database fails.
 const limitDownRetry = time.Second
 
-// limitRate is a limiter's refill interval (one token per every) and burst;
-// a burst of zero disables it.
-type limitRate struct {
-	every time.Duration
-	burst int
-}
-
-// perMinuteRate is newLimiter's rate: perMinute a minute, a burst of half
-// that; off for zero or less.
-func perMinuteRate(perMinute int) limitRate {
-	if perMinute <= 0 {
-		return limitRate{}
-	}
-	return limitRate{every: time.Minute / time.Duration(perMinute), burst: max(perMinute/2, 1)}
-}
-
-// mailRate is newMailLimiter's rate: off (tests) when the per-account limit is.
-func mailRate(rateAccount int) limitRate {
-	if rateAccount < 0 {
-		return limitRate{}
-	}
-	return limitRate{every: mailEvery, burst: mailBurst}
-}
-
 // dbLimiter is a limiter whose buckets are rows of rate_buckets, one per
 // (name, key). A row holds full_ms, the time at which the bucket is full
 // again: at now it holds burst − (full_ms − now)/every tokens (at most

@@ -47,7 +47,7 @@ func countRows(t *testing.T, st *store, q string, args ...any) int64 {
 func TestDBLimiter(t *testing.T) {
 	limitDialects(t, func(t *testing.T, st *store) {
 		c := newClock()
-		mem := newLimiter(6, c.Now) // a token every 10 s, a burst of 3
+		mem := newMemLimiter(perMinuteRate(6), c.Now) // a token every 10 s, a burst of 3
 		db := newDBLimiter(st, "ip", perMinuteRate(6), c.Now, slog.Default())
 		other := newDBLimiter(st, "account", perMinuteRate(6), c.Now, slog.Default())
 		steps := []struct {

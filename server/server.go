@@ -197,18 +197,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		params = *cfg.argon
 	}
 	s.hasher = newHasher(params)
+	limit := func(_ string, r limitRate) limiter { return newMemLimiter(r, s.now) }
+	s.backoff = newBackoff(s.now)
 	if st.dialect.name() == "postgres" {
 		// Shared by every instance: a limit is the deployment's (ratelimit_db.go).
-		s.ipLimit = newDBLimiter(st, "ip", perMinuteRate(cfg.RateIP), s.now, s.log)
-		s.acctLimit = newDBLimiter(st, "account", perMinuteRate(cfg.RateAccount), s.now, s.log)
-		s.mailLimit = newDBLimiter(st, "mail", mailRate(cfg.RateAccount), s.now, s.log)
+		limit = func(name string, r limitRate) limiter { return newDBLimiter(st, name, r, s.now, s.log) }
 		s.backoff = newDBBackoff(st, s.now, s.log)
-	} else {
-		s.ipLimit = newLimiter(cfg.RateIP, s.now)
-		s.acctLimit = newLimiter(cfg.RateAccount, s.now)
-		s.mailLimit = newMailLimiter(cfg.RateAccount, s.now)
-		s.backoff = newBackoff(s.now)
 	}
+	s.ipLimit = limit("ip", perMinuteRate(cfg.RateIP))
+	s.acctLimit = limit("account", perMinuteRate(cfg.RateAccount))
+	s.mailLimit = limit("mail", mailRate(cfg.RateAccount))
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.method+" "+rt.path, rt.h)

@@ -65,17 +65,17 @@ func IsPostgres(db string) bool {
 // openStore opens db: a postgres:// URL, MemoryDB, or a SQLite file (a path,
 // or sqlite:PATH), and brings its schema up to date.
 func openStore(ctx context.Context, db string) (*store, error) {
-	var s *store
-	var err error
 	if IsPostgres(db) {
-		s, err = openPostgres(ctx, db)
-	} else {
-		s, err = openSQLite(ctx, strings.TrimPrefix(db, "sqlite:"))
+		return openPostgres(ctx, db)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
+	return openSQLite(ctx, strings.TrimPrefix(db, "sqlite:"))
+}
+
+// migrationNames are the dialect's migrations, in the order they apply.
+func (s *store) migrationNames() ([]string, error) {
+	names, err := fs.Glob(migrations, "migrations/"+s.dialect.name()+"/*.sql")
+	sort.Strings(names)
+	return names, err
 }
 
 func (s *store) Close() error { return s.db.Close() }
@@ -90,7 +90,7 @@ type DBInfo struct {
 // info reads the schema version, which also proves the database answers.
 func (s *store) info(ctx context.Context) (DBInfo, error) {
 	d := DBInfo{Dialect: s.dialect.name()}
-	names, err := fs.Glob(migrations, "migrations/"+d.Dialect+"/*.sql")
+	names, err := s.migrationNames()
 	if err != nil {
 		return d, err
 	}
@@ -104,11 +104,10 @@ func (s *store) info(ctx context.Context) (DBInfo, error) {
 // take turns, and the version is read again under it, so each migration runs
 // once.
 func (s *store) migrate(ctx context.Context) error {
-	names, err := fs.Glob(migrations, "migrations/"+s.dialect.name()+"/*.sql")
+	names, err := s.migrationNames()
 	if err != nil {
 		return err
 	}
-	sort.Strings(names)
 	for i := 0; i < len(names); i++ {
 		body, err := migrations.ReadFile(names[i])
 		if err != nil {
