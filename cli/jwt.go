@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -157,9 +156,6 @@ func writeRawJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// timeClaims hold a Unix time (RFC 7519 §4.1, OpenID Connect Core §2).
-var timeClaims = map[string]bool{"exp": true, "iat": true, "nbf": true, "auth_time": true}
-
 // writeFields prints an object's fields, sorted, one per line.
 func writeFields(w io.Writer, m map[string]any, now time.Time) {
 	keys := make([]string, 0, len(m))
@@ -172,7 +168,7 @@ func writeFields(w io.Writer, m map[string]any, now time.Time) {
 	width = min(width, 20)
 	for _, k := range keys {
 		line := fmt.Sprintf("  %-*s  %s", width, printable(k), fieldValue(m[k]))
-		if t, ok := claimTime(k, m[k]); ok {
+		if t, ok := flows.ClaimTime(k, m[k]); ok {
 			line += "  " + describeTime(k, t, now)
 		}
 		fmt.Fprintln(w, line)
@@ -204,25 +200,12 @@ func printable(s string) string {
 	return s
 }
 
-// claimTime is the time a time claim holds.
-func claimTime(name string, v any) (time.Time, bool) {
-	f, ok := v.(float64)
-	if !ok || !timeClaims[name] || f <= 0 || f > math.MaxInt32*4 {
-		return time.Time{}, false
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true
-}
-
 // describeTime is t in now's time zone and relative to now, with what it
 // means for exp and nbf: "2026-11-30 12:04:38 CET, in 4m12s".
 func describeTime(name string, t, now time.Time) string {
 	s := t.In(now.Location()).Format("2006-01-02 15:04:05 MST") + ", " + relative(now, t)
-	switch {
-	case name == "exp" && !t.After(now):
-		s += ": expired"
-	case name == "nbf" && t.After(now):
-		s += ": not valid yet"
+	if note := flows.ClaimTimeNote(name, t, now); note != "" {
+		s += ": " + note
 	}
 	return s
 }

@@ -151,7 +151,7 @@ func audCheck(claims map[string]any, want string) jwtCheck {
 // expCheck: a token without exp never expires, which no verifier accepts.
 func expCheck(claims map[string]any, now time.Time) jwtCheck {
 	c := jwtCheck{Name: "exp"}
-	t, ok := claimTime("exp", claims["exp"])
+	t, ok := flows.ClaimTime("exp", claims["exp"])
 	switch {
 	case !ok:
 		c.Detail = "the token has no expiry (exp as a number of seconds)"
@@ -169,7 +169,7 @@ func nbfCheck(claims map[string]any, now time.Time) jwtCheck {
 	if claims["nbf"] == nil {
 		return c
 	}
-	t, ok := claimTime("nbf", claims["nbf"])
+	t, ok := flows.ClaimTime("nbf", claims["nbf"])
 	switch {
 	case !ok:
 		c.OK, c.Detail = false, "nbf is not a number of seconds"

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -68,9 +65,6 @@ func (oo *oauthOptions) endpoints() client.Endpoints {
 		UserinfoURL: oo.UserinfoURL, JWKSURL: oo.JWKSURL}
 }
 
-// maxSecretFile bounds --client-secret-file: a secret is a line, not a file.
-const maxSecretFile = 64 << 10
-
 // providerRequest fills req with the provider flags, checked: usage errors
 // name the flag.
 func (oo *oauthOptions) providerRequest(g *globals, req *flows.OAuthRequest) error {
@@ -84,7 +78,7 @@ func (oo *oauthOptions) providerRequest(g *globals, req *flows.OAuthRequest) err
 		}
 		req.ClientSecret = string(b)
 	case oo.SecretFile != "":
-		secret, err := readSecretFile(oo.SecretFile)
+		secret, err := readSecretFile("--client-secret-file", oo.SecretFile)
 		if err != nil {
 			return err
 		}
@@ -101,19 +95,14 @@ func (oo *oauthOptions) providerRequest(g *globals, req *flows.OAuthRequest) err
 		return usagef("--auth-method %s needs the client secret: pass --client-secret-stdin or --client-secret-file FILE", oo.AuthMethod)
 	}
 	req.AuthMethod, req.Audience, req.Resource = oo.AuthMethod, oo.Audience, oo.Resource
-	if len(oo.AuthParams) > 0 {
-		req.AuthParams = url.Values{}
-		for _, kv := range oo.AuthParams {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return usagef("--auth-param %q: give it as name=value, e.g. --auth-param prompt=login", kv)
-			}
-			req.AuthParams.Add(k, v)
-		}
-		if err := flows.CheckAuthParams(req.AuthParams); err != nil {
-			return usageError{err}
-		}
+	params, err := flows.ParseAuthParams(oo.AuthParams)
+	if bad := (*flows.AuthParamError)(nil); errors.As(err, &bad) {
+		return usagef("--auth-param %q: give it as name=value, e.g. --auth-param prompt=login", bad.Pair)
 	}
+	if err := flows.CheckAuthParams(params); err != nil {
+		return usageError{err}
+	}
+	req.AuthParams = params
 	if oo.RedirectURL != "" {
 		if _, err := flows.ParseRedirectURL(oo.RedirectURL); err != nil {
 			return usageError{err}
@@ -148,33 +137,6 @@ func (oo *oauthOptions) providerRequest(g *globals, req *flows.OAuthRequest) err
 	}
 	req.Endpoints = e
 	return nil
-}
-
-// readSecretFile reads a client secret from its first line of path.
-func readSecretFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", usagef("--client-secret-file: %v", err)
-	}
-	defer f.Close()
-	// A secret in a file others can read is not one; refused as latch
-	// serve refuses such an --smtp-password-file.
-	if st, err := f.Stat(); err == nil && runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
-		return "", usagef("--client-secret-file %s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return "", fmt.Errorf("--client-secret-file %s: %w", path, err)
-	}
-	if len(b) > maxSecretFile {
-		return "", usagef("--client-secret-file %s is larger than %d KiB; it should hold the secret alone", path, maxSecretFile>>10)
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	line = strings.TrimRight(line, "\r")
-	if line == "" {
-		return "", usagef("--client-secret-file %s is empty", path)
-	}
-	return line, nil
 }
 
 // wantsOAuth reports whether login goes through OAuth: asked for by a flag,

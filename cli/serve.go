@@ -349,7 +349,7 @@ func openAuditLog(path string) (io.Writer, func(), error) {
 	}
 	// O_CREATE's mode applies only to a new file: an existing one others
 	// may read would show them every account's events and addresses.
-	if fi, err := f.Stat(); err != nil || fi.Mode().Perm()&0o077 != 0 {
+	if fi, err := f.Stat(); err != nil || othersCanRead(fi) {
 		f.Close()
 		if err != nil {
 			return nil, nil, fmt.Errorf("--audit-log: %w", err)

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"errors"
-	"fmt"
 	"net/mail"
 	"net/url"
 	"os"
@@ -69,20 +67,5 @@ func (o *serveOptions) smtpPassword() (string, error) {
 	if envSet {
 		return "", usagef("give the SMTP password by --smtp-password-file or %s, not both", smtpPasswordEnv)
 	}
-	st, err := os.Stat(o.SMTPPasswordFile)
-	if err != nil {
-		return "", fmt.Errorf("--smtp-password-file: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("--smtp-password-file %s is readable by others (mode %v): chmod 600 it", o.SMTPPasswordFile, st.Mode().Perm())
-	}
-	raw, err := os.ReadFile(o.SMTPPasswordFile)
-	if err != nil {
-		return "", fmt.Errorf("--smtp-password-file: %w", err)
-	}
-	pw := strings.TrimRight(string(raw), "\r\n")
-	if pw == "" {
-		return "", errors.New("--smtp-password-file " + o.SMTPPasswordFile + " is empty")
-	}
-	return pw, nil
+	return readSecretFile("--smtp-password-file", o.SMTPPasswordFile)
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -146,4 +148,31 @@ func quoteless(msg string, parts []string) string {
 		}
 	}
 	return msg
+}
+
+// timeClaims hold a Unix time (RFC 7519 §4.1, OpenID Connect Core §2).
+var timeClaims = map[string]bool{"exp": true, "iat": true, "nbf": true, "auth_time": true}
+
+// ClaimTime is the time a claim holds when it is one of the time claims
+// (exp, iat, nbf, auth_time) and a plausible number of seconds; both front
+// ends show such a claim as a time, so they must agree on which ones are.
+func ClaimTime(name string, v any) (time.Time, bool) {
+	f, ok := v.(float64)
+	if !ok || !timeClaims[name] || f <= 0 || f > math.MaxInt32*4 {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
+}
+
+// ClaimTimeNote is what time claim name at t means at now: "expired" for an
+// exp not after now, "not valid yet" for an nbf after now, else "".
+func ClaimTimeNote(name string, t, now time.Time) string {
+	switch {
+	case name == "exp" && !t.After(now):
+		return "expired"
+	case name == "nbf" && t.After(now):
+		return "not valid yet"
+	}
+	return ""
 }

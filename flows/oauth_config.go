@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/latch-dev/latch/client"
 	"github.com/latch-dev/latch/vault"
@@ -22,6 +24,79 @@ func (req OAuthRequest) providerConfig(issuer string) client.ProviderConfig {
 	return client.ProviderConfig{Issuer: issuer, ClientID: req.ClientID, ClientSecret: req.ClientSecret,
 		AuthMethod: req.AuthMethod, Endpoints: req.Endpoints, Audience: req.Audience, Resource: req.Resource,
 		AuthParams: req.AuthParams, CAFile: req.CAFile}
+}
+
+// ParseAuthParams reads extra authorization parameters as latch login's
+// --auth-param gives them, one name=value per pair, cut at the first '='
+// (a value may hold more) and taken as typed. No pairs is nil.
+func ParseAuthParams(pairs []string) (url.Values, error) { return parseAuthParams(pairs, false) }
+
+// ParseAuthParamField reads the interface's Parameters field: the same
+// pairs, split at spaces, with %XX escapes decoded in names and values (so a
+// space is %20 and a literal % is %25). AuthParamField writes it back.
+func ParseAuthParamField(field string) (url.Values, error) {
+	return parseAuthParams(strings.Fields(field), true)
+}
+
+func parseAuthParams(pairs []string, unescape bool) (url.Values, error) {
+	var params url.Values
+	for _, kv := range pairs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, &AuthParamError{Pair: kv}
+		}
+		if unescape {
+			var err error
+			if k, err = url.PathUnescape(k); err == nil {
+				v, err = url.PathUnescape(v)
+			}
+			if err != nil {
+				escape := err.Error()
+				if e, ok := err.(url.EscapeError); ok {
+					escape = string(e)
+				}
+				return nil, &AuthParamError{Pair: kv, Escape: escape}
+			}
+		}
+		if params == nil {
+			params = url.Values{}
+		}
+		params.Add(k, v)
+	}
+	return params, nil
+}
+
+// AuthParamField writes params as ParseAuthParamField reads them, sorted by
+// name, escaping only what would not read back (%, spaces, control and
+// non-ASCII characters, an '=' in a name), so a remembered login_hint or
+// acr_values stays legible.
+func AuthParamField(params url.Values) string {
+	var pairs []string
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		name := strings.ReplaceAll(url.PathEscape(k), "=", "%3D")
+		for _, v := range params[k] {
+			pairs = append(pairs, name+"="+url.PathEscape(v))
+		}
+	}
+	return strings.Join(pairs, " ")
+}
+
+// AuthParamError is an extra authorization parameter ParseAuthParams or
+// ParseAuthParamField cannot read. Its message names no flag: latch login words its own, naming
+// --auth-param, and the interface shows this one under its field.
+type AuthParamError struct {
+	Pair   string // as given
+	Escape string // the malformed %-escape; "" when the '=' or the name is missing
+}
+
+func (e *AuthParamError) Error() string {
+	switch {
+	case e.Escape != "":
+		return fmt.Sprintf("%s has a bad %%-escape %q (write a literal %% as %%25)", e.Pair, e.Escape)
+	case strings.HasPrefix(e.Pair, "="):
+		return e.Pair + " has no name before '='"
+	}
+	return e.Pair + " has no '='"
 }
 
 // secretAuthParams are secrets that have no place among the extra

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
-	"time"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
@@ -35,9 +33,6 @@ type TokenViewMsg struct {
 	View *flows.TokenView
 	Err  error
 }
-
-// timeClaims are the claims that hold a Unix time.
-var timeClaims = map[string]bool{"iat": true, "exp": true, "nbf": true, "auth_time": true}
 
 func newInspector(c *Common, p vault.Profile) *inspector {
 	return &inspector{c: c, profile: p}
@@ -132,13 +127,17 @@ func (in *inspector) View() string {
 	return b.String()
 }
 
-// claim renders a value: times as local time and how far from now, the
-// rest as compact JSON.
+// claim renders a value: times (the claims latch jwt decode reads as
+// times) as local time, how far from now and, like latch jwt decode, whether
+// that makes the token expired or not valid yet; the rest as compact JSON.
 func (in *inspector) claim(name string, v any) string {
-	if f, ok := v.(float64); ok && timeClaims[name] && f > 0 && f < math.MaxInt32*4 {
-		t := time.Unix(int64(f), 0)
+	if t, ok := flows.ClaimTime(name, v); ok {
 		now := in.c.Now()
-		return t.Local().Format("2006-01-02 15:04:05 MST") + "  (" + relative(now, t) + ")"
+		when := relative(now, t)
+		if note := flows.ClaimTimeNote(name, t, now); note != "" {
+			when += ": " + note
+		}
+		return t.Local().Format("2006-01-02 15:04:05 MST") + "  (" + when + ")"
 	}
 	if s, ok := v.(string); ok {
 		return s

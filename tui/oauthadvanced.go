@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"net/url"
 	"strings"
 
 	"charm.land/bubbles/v2/textinput"
@@ -37,7 +36,7 @@ func newOAuthAdvanced(in func(placeholder string) textinput.Model, again flows.O
 	}
 	a.secret.EchoMode, a.secret.EchoCharacter = textinput.EchoPassword, '•'
 	a.audience.SetValue(again.Audience)
-	a.params.SetValue(joinParams(again.AuthParams))
+	a.params.SetValue(flows.AuthParamField(again.AuthParams))
 	a.redirect.SetValue(again.RedirectURL)
 	a.ca.SetValue(again.CAFile)
 	// What the last login used is shown rather than silently reused.
@@ -87,9 +86,9 @@ func (a *oauthAdvanced) apply(req *flows.OAuthRequest, other bool) (missing stri
 		case rowAudience:
 			req.Audience = v
 		case rowParams:
-			params, bad := parseParams(v)
-			if bad != "" {
-				return "Write parameters as key=value key=value: " + bad + " has no '='.", rowParams
+			params, err := flows.ParseAuthParamField(v)
+			if err != nil {
+				return "Write parameters as key=value key=value: " + err.Error() + ".", rowParams
 			}
 			req.AuthParams = params
 		case rowRedirect:
@@ -99,32 +98,6 @@ func (a *oauthAdvanced) apply(req *flows.OAuthRequest, other bool) (missing stri
 		}
 	}
 	return "", 0
-}
-
-// parseParams reads "k=v k2=v2"; bad is the first word without '='.
-func parseParams(s string) (params url.Values, bad string) {
-	for _, kv := range strings.Fields(s) {
-		// Values may be %-escaped (a space is %20), as joinParams writes them.
-		q, err := url.ParseQuery(kv)
-		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" || err != nil {
-			return nil, kv
-		}
-		if params == nil {
-			params = url.Values{}
-		}
-		for k, vs := range q {
-			params[k] = append(params[k], vs...)
-		}
-	}
-	return params, ""
-}
-
-// joinParams writes params as parseParams reads them, sorted by key.
-func joinParams(params url.Values) string {
-	if len(params) == 0 {
-		return ""
-	}
-	return strings.ReplaceAll(params.Encode(), "&", " ")
 }
 
 // labels names the advanced rows, and hints says what each is for.

@@ -48,39 +48,6 @@ func TestOAuthChooserAdvancedFields(t *testing.T) {
 	}
 }
 
-// Extra parameters read as typed and are written back the same way when a
-// profile logs in again.
-func TestAuthParams(t *testing.T) {
-	for _, tc := range []struct {
-		in, bad string
-		want    url.Values
-	}{
-		{"", "", nil},
-		{"prompt=login", "", url.Values{"prompt": {"login"}}},
-		{"  prompt=login   acr_values=urn:mfa ", "", url.Values{"prompt": {"login"}, "acr_values": {"urn:mfa"}}},
-		{"login_hint=ada%40example.com", "", url.Values{"login_hint": {"ada@example.com"}}},
-		{"resource=a resource=b", "", url.Values{"resource": {"a", "b"}}},
-		{"empty=", "", url.Values{"empty": {""}}},
-		{"prompt=login oops", "oops", nil},
-		{"=value", "=value", nil},
-		{"bad=%zz", "bad=%zz", nil},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			got, bad := parseParams(tc.in)
-			if bad != tc.bad || got.Encode() != tc.want.Encode() {
-				t.Fatalf("parseParams(%q) = %v, %q; want %v, %q", tc.in, got, bad, tc.want, tc.bad)
-			}
-			if bad != "" {
-				return
-			}
-			again, bad := parseParams(joinParams(got))
-			if bad != "" || again.Encode() != got.Encode() {
-				t.Fatalf("%q written back as %q reads %v, %q", tc.in, joinParams(got), again, bad)
-			}
-		})
-	}
-}
-
 // The chooser with the advanced fields open, the focus on the extra
 // parameters (its hint under it), the secret masked.
 func TestGoldenOAuthAdvanced(t *testing.T) {
