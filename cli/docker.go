@@ -240,11 +240,10 @@ func loadDockerRegistries(home string) (*dockerRegistryFile, error) {
 	return &f, nil
 }
 
-// writeFileKeepMode replaces path with data: a temp file in the same
-// directory, fsynced, then renamed over it, so a reader (docker, another
-// latch) never sees half a file. An existing file keeps its mode; a new one
-// gets perm.
-func writeFileKeepMode(path string, data []byte, perm os.FileMode) (err error) {
+// writeFileKeepMode replaces path with data atomically (vault.WriteFileAtomic:
+// docker or another latch never reads half a file). An existing file keeps
+// its mode; a new one gets perm.
+func writeFileKeepMode(path string, data []byte, perm os.FileMode) error {
 	// Renaming over a link would replace it (a dotfiles checkout's) with a
 	// file: write where it points instead.
 	if real, err := filepath.EvalSymlinks(path); err == nil {
@@ -253,40 +252,7 @@ func writeFileKeepMode(path string, data []byte, perm os.FileMode) (err error) {
 	if fi, err := os.Stat(path); err == nil {
 		perm = fi.Mode().Perm()
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // the rename is durable once the directory entry is; best effort
-		d.Close()
-	}
-	return nil
+	return vault.WriteFileAtomic(path, perm, data)
 }
 
 // addCredHelper sets credHelpers[host] = "latch" in docker's config file at

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/latch-dev/latch/vault"
 )
 
 type kubeSetupOptions struct {
@@ -70,7 +72,9 @@ func kubeSetupRun(ctx context.Context, o *kubeSetupOptions) error {
 		verb = "Updated"
 	}
 	if verb != "Kept" {
-		if err := writeFileSafely(path, res.data); err != nil {
+		// 0600 whatever the file had: a kubeconfig may hold other
+		// credentials.
+		if err := vault.WriteFileAtomic(path, 0o600, res.data); err != nil {
 			return fmt.Errorf("write the kubeconfig: %w", err)
 		}
 	}
@@ -245,50 +249,4 @@ func scalar(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag:
 
 func mapping(kv ...*yaml.Node) *yaml.Node {
 	return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: kv}
-}
-
-// writeFileSafely replaces path with data so that a reader (or a crash)
-// sees the old file or the new one, never a part: a new file in the same
-// directory, mode 0600 (a kubeconfig may hold other credentials), synced,
-// then renamed over path.
-func writeFileSafely(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".latch-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	// The rename is durable once the directory is synced; a directory that
-	// cannot be synced (some file systems) still holds the new file.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }

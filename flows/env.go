@@ -57,6 +57,12 @@ type Env struct {
 	// Forward, when set, hands out access tokens held elsewhere (a latch
 	// agent forwarded over SSH) for profiles this machine does not have.
 	Forward TokenSource
+
+	// profiles keeps the profiles file between the steps of a command (open
+	// the vault, pick the profile…), read again once it changes; nil (an
+	// Env built by hand) reads it every time. A pointer, so that a copy of
+	// the Env shares it rather than copying its lock.
+	profiles *vault.ConfigCache
 }
 
 // VaultOptions says how OpenEnv picks the vault.
@@ -76,7 +82,10 @@ type VaultOptions struct {
 // for where they were put, and a keyring that stops working is reported as
 // such rather than silently replaced by another store.
 func OpenEnv(ctx context.Context, home string, opts VaultOptions) (*Env, error) {
-	cfg, err := vault.LoadConfig(home)
+	// The Env exists before its vault so that the profiles file read here
+	// is the one the command's next steps find in its cache.
+	e := &Env{Home: home, Cache: opts.Cache, profiles: new(vault.ConfigCache)}
+	cfg, err := e.Config()
 	if err != nil {
 		return nil, err
 	}
@@ -93,9 +102,9 @@ func OpenEnv(ctx context.Context, home string, opts VaultOptions) (*Env, error) 
 		if err != nil {
 			return nil, err
 		}
-		c := *cfg.Vault
-		c.Reason += " (remembered from the first run; choose another with --vault)"
-		return &Env{Home: home, Secrets: s, Vault: c, Cache: opts.Cache}, nil
+		e.Secrets, e.Vault = s, *cfg.Vault
+		e.Vault.Reason += " (remembered from the first run; choose another with --vault)"
+		return e, nil
 	}
 	if mode == vault.ModeKeyring && (cfg.KeyringChecked || (cfg.Vault != nil && cfg.Vault.Backend == vault.ModeKeyring)) {
 		// The keyring was probed once already; a keyring that stopped
@@ -104,7 +113,8 @@ func OpenEnv(ctx context.Context, home string, opts VaultOptions) (*Env, error) 
 		if err != nil {
 			return nil, err
 		}
-		return &Env{Home: home, Secrets: s, Vault: vault.Choice{Backend: vault.ModeKeyring, Reason: "system keyring requested"}, Cache: opts.Cache}, nil
+		e.Secrets, e.Vault = s, vault.Choice{Backend: vault.ModeKeyring, Reason: "system keyring requested"}
+		return e, nil
 	}
 	s, choice, err := vault.Open(ctx, mode, home, vo)
 	if err != nil {
@@ -127,7 +137,8 @@ func OpenEnv(ctx context.Context, home string, opts VaultOptions) (*Env, error) 
 	if err != nil {
 		return nil, fmt.Errorf("remember the vault choice: %w", err)
 	}
-	return &Env{Home: home, Secrets: s, Vault: choice, Cache: opts.Cache}, nil
+	e.Secrets, e.Vault = s, choice
+	return e, nil
 }
 
 // Tokens returns the token manager over this Env's vault.
@@ -149,8 +160,16 @@ func (e *Env) now() time.Time {
 	return time.Now()
 }
 
-// Config reads the profiles file.
-func (e *Env) Config() (*vault.Config, error) { return vault.LoadConfig(e.Home) }
+// Config returns the profiles file: read once per Env from OpenEnv, and
+// again only when the file changed since (see vault.ConfigCache). The copy
+// is the caller's; a change to the file goes through vault.UpdateConfig,
+// which reads it afresh under its lock.
+func (e *Env) Config() (*vault.Config, error) {
+	if e.profiles == nil {
+		return vault.LoadConfig(e.Home)
+	}
+	return e.profiles.Load(e.Home)
+}
 
 // Profile resolves which profile a command acts on: name when given, else
 // the current one, else the only one. The error for none matches

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 )
 
 const (
@@ -14,11 +16,24 @@ const (
 	filePerm os.FileMode = 0o600
 )
 
+// WriteFileAtomic replaces path with data, as writeFileAtomic does: a
+// reader, a crash or a full disk sees the old file or the new one, never a
+// part. The new file has mode perm whatever the old one had; a caller that
+// keeps a file's mode passes it in. A symbolic link at path is replaced by a
+// file, so a caller writing through one resolves it first.
+func WriteFileAtomic(path string, perm fs.FileMode, data []byte) error {
+	return writeFileAtomic(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}, nil)
+}
+
 // writeFileAtomic replaces path with what write produces, so that a reader —
 // or a crash, or a full disk — sees either the old file or the new one, never
-// a mix: temp file in the same directory, fsync, rename, fsync the directory.
-// wrap, when non-nil, wraps the temp file's writer (tests inject failures).
-func writeFileAtomic(path string, write func(io.Writer) error, wrap func(io.Writer) io.Writer) (err error) {
+// a mix: temp file (mode perm) in the same directory, fsync, rename, fsync the
+// directory. wrap, when non-nil, wraps the temp file's writer (tests inject
+// failures).
+func writeFileAtomic(path string, perm fs.FileMode, write func(io.Writer) error, wrap func(io.Writer) io.Writer) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
@@ -33,8 +48,8 @@ func writeFileAtomic(path string, write func(io.Writer) error, wrap func(io.Writ
 			os.Remove(tmp.Name())
 		}
 	}()
-	// CreateTemp already uses 0600; Chmod makes it independent of that detail.
-	if err := tmp.Chmod(filePerm); err != nil {
+	// CreateTemp's 0600 is a detail of its own; the umask does not touch Chmod.
+	if err := tmp.Chmod(perm); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	var w io.Writer = tmp
@@ -73,10 +88,15 @@ func syncDir(dir string) error {
 		return err
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		// os.ErrInvalid: some file systems cannot fsync a directory, which
-		// is not a failure of the write itself.
+	if err := d.Sync(); err != nil && !cannotSyncDirs(err) {
 		return err
 	}
 	return nil
+}
+
+// cannotSyncDirs reports whether err is a file system saying it cannot fsync
+// a directory at all (EINVAL, or unsupported), which is no failure of the
+// write itself. (os.ErrInvalid would not match: File.Sync returns the errno.)
+func cannotSyncDirs(err error) bool {
+	return errors.Is(err, syscall.EINVAL) || errors.Is(err, errors.ErrUnsupported)
 }

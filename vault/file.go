@@ -236,7 +236,7 @@ func (s *fileSecrets) update(ctx context.Context, change func(map[string][]byte)
 		return fmt.Errorf("file vault: %w", err)
 	}
 	var written bytes.Buffer
-	err = writeFileAtomic(s.path, func(w io.Writer) error {
+	err = writeFileAtomic(s.path, filePerm, func(w io.Writer) error {
 		enc, err := age.Encrypt(io.MultiWriter(w, &written), id.Recipient())
 		if err != nil {
 			return err

@@ -50,7 +50,7 @@ func writeKeyFile(dir string, id *age.X25519Identity, pass []byte, wrap func(io.
 	r.SetWorkFactor(wf)
 	path := filepath.Join(dir, keyFile)
 	removeTemps(path)
-	err = writeFileAtomic(path, func(w io.Writer) error {
+	err = writeFileAtomic(path, filePerm, func(w io.Writer) error {
 		enc, err := age.Encrypt(w, r)
 		if err != nil {
 			return err

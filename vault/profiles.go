@@ -104,16 +104,20 @@ func Home() (string, error) {
 		}
 		dir = filepath.Join(base, "latch")
 	}
-	if err := os.MkdirAll(dir, dirPerm); err != nil {
-		return "", fmt.Errorf("create %s: %w; set LATCH_HOME to a writable directory", dir, err)
-	}
-	// MkdirAll leaves a directory that already exists as it is: one that
-	// others can read or enter is made private, or refused when it is not
-	// the user's to change. Windows keeps no such bits.
+	// Every command comes here: a home that is there already costs one
+	// stat, not MkdirAll's stat and another.
 	fi, err := os.Stat(dir)
-	if err != nil {
-		return "", fmt.Errorf("latch's home %s: %w", dir, err)
+	if err != nil || !fi.IsDir() {
+		if err := os.MkdirAll(dir, dirPerm); err != nil {
+			return "", fmt.Errorf("create %s: %w; set LATCH_HOME to a writable directory", dir, err)
+		}
+		if fi, err = os.Stat(dir); err != nil {
+			return "", fmt.Errorf("latch's home %s: %w", dir, err)
+		}
 	}
+	// A directory that already exists keeps its mode: one that others
+	// can read or enter is made private, or refused when it is not
+	// the user's to change. Windows keeps no such bits.
 	if !fi.IsDir() {
 		return "", fmt.Errorf("latch's home %s is not a directory; set LATCH_HOME to a directory of your own", dir)
 	}
@@ -133,24 +137,39 @@ const maxConfigSize = 1 << 20
 // LoadConfig reads the profiles file in dir. A missing file is an empty
 // config, not an error.
 func LoadConfig(dir string) (*Config, error) {
+	c, _, err := loadConfig(dir)
+	return c, err
+}
+
+// loadConfig is LoadConfig, also returning the file it read (nil when there
+// was none) for ConfigCache to tell when it is replaced.
+func loadConfig(dir string) (*Config, fs.FileInfo, error) {
 	path := filepath.Join(dir, configFile)
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &Config{}, nil
+		return &Config{}, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read profiles: %w", err)
+		return nil, nil, fmt.Errorf("read profiles: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read profiles: %w", err)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("read profiles: %w", err)
+		return nil, nil, fmt.Errorf("read profiles: %w", err)
 	}
 	if len(data) > maxConfigSize {
-		return nil, fmt.Errorf("profiles file %s is larger than %d KiB, far more than any profiles need: "+
+		return nil, nil, fmt.Errorf("profiles file %s is larger than %d KiB, far more than any profiles need: "+
 			"move it aside and add the profiles again", path, maxConfigSize>>10)
 	}
-	return decodeConfig(path, data)
+	c, err := decodeConfig(path, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, fi, nil
 }
 
 // decodeConfig parses the profiles file's content; path is for messages.
@@ -181,7 +200,10 @@ func (c *Config) save(dir string, wrap func(io.Writer) io.Writer) error {
 		return fmt.Errorf("save profiles: %w", err)
 	}
 	data = append(data, '\n')
-	return writeFileAtomic(filepath.Join(dir, configFile), func(w io.Writer) error {
+	// Counted once the file is replaced (or the attempt failed), so that
+	// a ConfigCache that read it before reads it again.
+	defer configWrites.Add(1)
+	return writeFileAtomic(filepath.Join(dir, configFile), filePerm, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	}, wrap)
