@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -61,11 +60,21 @@ that it cannot run.`,
 	return cmd
 }
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// isEnvName reports whether s is a portable environment variable name:
+// letters, digits and _, not starting with a digit. (A loop, not a
+// package-level regexp: every latch process would compile it at start-up.)
+func isEnvName(s string) bool {
+	for i, c := range s {
+		if c != '_' && !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
 
 func execRun(ctx context.Context, o *execOptions, args []string) error {
 	g := o.g
-	if !envName.MatchString(o.Env) {
+	if !isEnvName(o.Env) {
 		return usagef("--env %q is not a variable name: use letters, digits and _, not starting with a digit", o.Env)
 	}
 	e, err := g.openEnv(ctx)

@@ -186,3 +186,14 @@ func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestIsEnvName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"LATCH_TOKEN": true, "_x": true, "x1": true, "a": true,
+		"": false, "1X": false, "A-B": false, "A B": false, "é": false, "A=B": false,
+	} {
+		if got := isEnvName(name); got != want {
+			t.Errorf("isEnvName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
