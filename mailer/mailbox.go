@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"sync"
 	"time"
 )
@@ -62,10 +63,8 @@ func (b *Mailbox) Send(_ context.Context, m Message) error {
 // List returns the messages, newest first.
 func (b *Mailbox) List() []Stored {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := make([]Stored, len(b.msgs))
-	for i, m := range b.msgs {
-		out[len(b.msgs)-1-i] = m
-	}
+	out := append(make([]Stored, 0, len(b.msgs)), b.msgs...) // [] when empty: JSON shows no null
+	b.mu.Unlock()
+	slices.Reverse(out)
 	return out
 }

@@ -4,7 +4,8 @@ import (
 	"embed"
 	"fmt"
 	htmltemplate "html/template"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	texttemplate "text/template"
@@ -54,14 +55,7 @@ func mustParse() map[string]pair {
 }
 
 // Kinds lists every kind of mail, sorted.
-func Kinds() []string {
-	ks := make([]string, 0, len(Subjects))
-	for k := range Subjects {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
+func Kinds() []string { return slices.Sorted(maps.Keys(Subjects)) }
 
 // Render fills the templates of kind with data (which must hold every key
 // the kind uses, "username" always) into a message to to. The HTML part

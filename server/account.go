@@ -430,20 +430,11 @@ func (s *Server) handlePassword(w http.ResponseWriter, r *http.Request, a *auth)
 		Current string `json:"current_password"`
 		New     string `json:"new_password"`
 	}
-	if err := decode(w, r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := s.limit(r, "password", acctKey(a.UserID)); err != nil {
-		s.writeError(w, r, err)
+	u, ok := s.ownChange(w, r, a, "password", &req)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	u, err := s.loadUser(ctx, a.UserID)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	errs := fieldErrors{}
 	if req.Current == "" {
 		errs["current_password"] = "is required"
@@ -456,19 +447,8 @@ func (s *Server) handlePassword(w http.ResponseWriter, r *http.Request, a *auth)
 		s.writeError(w, r, validationProblem(errs))
 		return
 	}
-	var hash string
-	if err := s.st.db.QueryRowContext(ctx, "SELECT password_hash FROM users WHERE id = ?", a.UserID).Scan(&hash); err != nil {
+	if err := s.checkOwnPassword(ctx, a.UserID, "current password", req.Current); err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	ok, _, err := s.hasher.Verify(ctx, hash, req.Current)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if !ok {
-		s.writeError(w, r, newProblem(http.StatusUnauthorized, probCredentials, "Invalid credentials",
-			"The current password is wrong."))
 		return
 	}
 	newHash, err := s.hasher.Hash(ctx, req.New)

@@ -76,21 +76,8 @@ func (s *Server) handleAdminUsers(w http.ResponseWriter, r *http.Request, a *aut
 	}
 	rows, err := s.st.db.QueryContext(ctx, "SELECT "+adminUserColumns+where+" ORDER BY u.id LIMIT ? OFFSET ?",
 		pat, pat, limit, offset)
+	users, err := scanRows(rows, err, scanAdminUser)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	defer rows.Close()
-	users := []*adminUser{}
-	for rows.Next() {
-		u, err := scanAdminUser(rows)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -130,23 +117,13 @@ func (s *Server) handleAdminUser(w http.ResponseWriter, r *http.Request, a *auth
 	rows, err := s.st.db.QueryContext(ctx, `SELECT id, created_at, last_used_at, user_agent, coalesce(client_id, '')
 		FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY last_used_at DESC`,
 		id, s.now().Unix())
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	defer rows.Close()
-	sessions := []adminSession{}
-	for rows.Next() {
-		var as adminSession
+	sessions, err := scanRows(rows, err, func(row rowScanner) (as adminSession, err error) {
 		var created, used int64
-		if err := rows.Scan(&as.ID, &created, &used, &as.UserAgent, &as.ClientID); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+		err = row.Scan(&as.ID, &created, &used, &as.UserAgent, &as.ClientID)
 		as.CreatedAt, as.LastUsedAt = time.Unix(created, 0).UTC(), time.Unix(used, 0).UTC()
-		sessions = append(sessions, as)
-	}
-	if err := rows.Err(); err != nil {
+		return as, err
+	})
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -160,43 +137,26 @@ func (s *Server) handleAdminUser(w http.ResponseWriter, r *http.Request, a *auth
 // (MFA challenges, OAuth grants approved but not redeemed), within tx, and
 // records a session.revoked event, by the admin a, for each session.
 func (s *Server) endAccess(ctx context.Context, tx *sql.Tx, r *http.Request, a *auth, uid int64, reason string) error {
-	rows, err := tx.QueryContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?
-		WHERE user_id = ? AND revoked_at IS NULL RETURNING id`, s.now().Unix(), reason, uid)
-	if err != nil {
+	if err := s.endSessions(ctx, tx, auditEvent{Type: evSessionRevoked, ActorID: a.UserID, Detail: map[string]string{"reason": reason}},
+		`UPDATE sessions SET revoked_at = ?, revoked_reason = ?
+		WHERE user_id = ? AND revoked_at IS NULL RETURNING id, user_id`, s.now().Unix(), reason, uid); err != nil {
 		return err
 	}
-	var ended []string
-	for rows.Next() {
-		var sid string
-		if err := rows.Scan(&sid); err != nil {
-			rows.Close()
-			return err
-		}
-		ended = append(ended, sid)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	return endPendingLogins(ctx, tx, uid)
+}
+
+// endPendingLogins ends uid's logins half-way through, within tx: MFA
+// challenges, and OAuth grants approved but not yet redeemed (a device
+// code not polled yet, an authorization code not exchanged), which
+// redeemed later would open a session that the change ending the account's
+// sessions never saw.
+func endPendingLogins(ctx context.Context, tx *sql.Tx, uid int64) error {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM mfa_challenges WHERE user_id = ?", uid); err != nil {
 		return err
 	}
-	for _, sid := range ended {
-		if err := s.audit(ctx, tx, r, auditEvent{Type: evSessionRevoked, UserID: uid, ActorID: a.UserID, SessionID: sid,
-			Detail: map[string]string{"reason": reason}}); err != nil {
-			return err
-		}
-	}
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{"DELETE FROM mfa_challenges WHERE user_id = ?", []any{uid}},
-		{`UPDATE oauth_requests SET stage = 'denied', code_expires_at = CASE WHEN code_hash IS NULL THEN code_expires_at ELSE 0 END
-			WHERE user_id = ? AND session_id IS NULL AND stage IN ('mfa', 'consent', 'approved')`, []any{uid}},
-	} {
-		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := tx.ExecContext(ctx, `UPDATE oauth_requests SET stage = 'denied', code_expires_at = CASE WHEN code_hash IS NULL THEN code_expires_at ELSE 0 END
+		WHERE user_id = ? AND session_id IS NULL AND stage IN ('mfa', 'consent', 'approved')`, uid)
+	return err
 }
 
 // checkTarget refuses an admin action on an account that outranks the

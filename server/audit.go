@@ -211,31 +211,24 @@ func (s *Server) loginFailed(r *http.Request, uid int64, reason string) {
 }
 
 // endSessions runs query, an UPDATE of sessions … RETURNING id, user_id, and
-// records an event of type typ for each session it ended.
-func (s *Server) endSessions(ctx context.Context, tx *sql.Tx, typ string, detail map[string]string, query string, args ...any) error {
+// records ev for each session it ended, with the session's id and account.
+// The client and request id come from ctx (see audit).
+func (s *Server) endSessions(ctx context.Context, tx *sql.Tx, ev auditEvent, query string, args ...any) error {
 	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
 	type ended struct {
 		sid string
 		uid int64
 	}
-	var list []ended
-	for rows.Next() {
-		var e ended
-		if err := rows.Scan(&e.sid, &e.uid); err != nil {
-			rows.Close()
-			return err
-		}
-		list = append(list, e)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	list, err := scanRows(rows, err, func(row rowScanner) (e ended, err error) {
+		err = row.Scan(&e.sid, &e.uid)
+		return e, err
+	})
+	if err != nil {
 		return err
 	}
 	for _, e := range list {
-		if err := s.audit(ctx, tx, nil, auditEvent{Type: typ, UserID: e.uid, SessionID: e.sid, Detail: detail}); err != nil {
+		ev.UserID, ev.SessionID = e.uid, e.sid
+		if err := s.audit(ctx, tx, nil, ev); err != nil {
 			return err
 		}
 	}

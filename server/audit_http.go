@@ -113,20 +113,12 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, f eventFilte
 	rows, err := s.st.db.QueryContext(r.Context(), `SELECT id, time_ms, type, coalesce(user_id, 0), username,
 		coalesce(actor_id, 0), actor_name, ip, user_agent, session_id, request_id, detail
 		FROM audit_events WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`, append(args, f.limit+1)...)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	defer rows.Close()
-	list := []eventJSON{}
-	for rows.Next() {
-		var e eventJSON
+	list, err := scanRows(rows, err, func(row rowScanner) (e eventJSON, err error) {
 		var ms int64
 		var detail string
-		if err := rows.Scan(&e.ID, &ms, &e.Type, &e.UserID, &e.Username, &e.ActorID, &e.ActorName,
+		if err := row.Scan(&e.ID, &ms, &e.Type, &e.UserID, &e.Username, &e.ActorID, &e.ActorName,
 			&e.IP, &e.UserAgent, &e.SessionID, &e.RequestID, &detail); err != nil {
-			s.writeError(w, r, err)
-			return
+			return e, err
 		}
 		e.Time = time.UnixMilli(ms).UTC()
 		// An admin's action on the account is the account's event, but
@@ -137,9 +129,9 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, f eventFilte
 		if err := json.Unmarshal([]byte(detail), &e.Detail); err != nil || e.Detail == nil {
 			e.Detail = map[string]string{}
 		}
-		list = append(list, e)
-	}
-	if err := rows.Err(); err != nil {
+		return e, nil
+	})
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}

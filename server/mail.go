@@ -114,6 +114,20 @@ type sealedMail struct {
 
 func outboxAD(kind string) []byte { return []byte("outbox " + kind) }
 
+// sealMail renders m and seals it as an outbox row holds it. Rendering
+// now catches an unknown kind or a missing key in the caller's tests, not
+// hours later in the worker.
+func (s *Server) sealMail(m outMail) ([]byte, error) {
+	if _, err := mailer.Render(m.Kind, m.To, m.Data); err != nil {
+		return nil, fmt.Errorf("queue mail: %w", err)
+	}
+	plain, err := json.Marshal(sealedMail{To: m.To, Data: m.Data})
+	if err != nil {
+		return nil, err
+	}
+	return s.sealer.seal(plain, outboxAD(m.Kind)), nil
+}
+
 // queueMail puts m in the outbox within tx, so that the mail goes out if
 // and only if the change it reports is committed; a worker sends it, with
 // retries, and a restart loses none.
@@ -121,18 +135,13 @@ func (s *Server) queueMail(ctx context.Context, tx *sql.Tx, m outMail) error {
 	if m.To == "" {
 		return errors.New("queue mail: no recipient")
 	}
-	// Rendering now catches an unknown kind or a missing key in the
-	// caller's tests, not hours later in the worker.
-	if _, err := mailer.Render(m.Kind, m.To, m.Data); err != nil {
-		return fmt.Errorf("queue mail: %w", err)
-	}
-	plain, err := json.Marshal(sealedMail{To: m.To, Data: m.Data})
+	sealed, err := s.sealMail(m)
 	if err != nil {
 		return err
 	}
 	now := s.now().Unix()
 	if _, err := tx.ExecContext(ctx, "INSERT INTO outbox (kind, sealed, created_at, next_at) VALUES (?, ?, ?, ?)",
-		m.Kind, s.sealer.seal(plain, outboxAD(m.Kind)), now, now); err != nil {
+		m.Kind, sealed, now, now); err != nil {
 		return fmt.Errorf("queue %s mail: %w", m.Kind, err)
 	}
 	s.metrics.mail.inc("queued")

@@ -61,21 +61,8 @@ func noteBody(w http.ResponseWriter, r *http.Request) (string, error) {
 
 func (s *Server) handleNotesList(w http.ResponseWriter, r *http.Request, a *auth) {
 	rows, err := s.st.db.QueryContext(r.Context(), "SELECT "+noteColumns+" ORDER BY n.created_at DESC, n.id DESC")
+	list, err := scanRows(rows, err, scanNote)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	defer rows.Close()
-	list := []*note{}
-	for rows.Next() {
-		n, err := scanNote(rows)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		list = append(list, n)
-	}
-	if err := rows.Err(); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/latch-dev/latch/mailer"
 	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -84,7 +85,7 @@ func (s *Server) newProvider() (*op.Provider, *opStorage, error) {
 	}
 	if u, err := url.Parse(s.cfg.Issuer); err == nil && u.Scheme == "http" {
 		opts = append(opts, op.WithAllowInsecure())
-		if !loopbackIP(u.Hostname()) && u.Hostname() != "localhost" {
+		if !mailer.IsLoopback(u.Hostname()) {
 			s.log.Warn("the issuer is plain http on a host that is not loopback: OAuth clients will send codes and tokens in the clear unless a TLS proxy stands in front",
 				"issuer", s.cfg.Issuer)
 		}
@@ -107,12 +108,9 @@ func (s *Server) mountProvider(p *op.Provider) {
 			h = s.authorizeCallback(p)
 		case oidc.DiscoveryEndpoint:
 			h = s.discovery(p)
-		case "/oauth/token":
-			// Who redeems a refresh token, for the reuse notice (rotate).
-			h = s.limitOAuth(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				p.ServeHTTP(w, r.WithContext(withClientInfo(r.Context(), s.clientIP(r), r.UserAgent())))
-			}))
-		case "/device_authorization":
+		case "/oauth/token", "/device_authorization":
+			// Who redeems a refresh token, for the reuse notice (rotate),
+			// is in the context: Handler's withRequestID put it there.
 			h = s.limitOAuth(path, p)
 		}
 		s.mux.Handle(path, h)

@@ -240,7 +240,6 @@ func (s *Server) handleLoginPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.logins.inc("ok")
-	ctx = withClientInfo(ctx, s.clientIP(r), r.UserAgent())
 	err = s.st.tx(ctx, func(tx *sql.Tx) error { return s.authenticated(ctx, tx, a, uid, browser, []string{"pwd"}) })
 	if err != nil {
 		s.pageProblem(w, r, "login", d, err)
@@ -273,7 +272,6 @@ func (s *Server) handleCodePost(w http.ResponseWriter, r *http.Request) {
 		if uid != a.userID {
 			return errChallengeExpired
 		}
-		ctx = withClientInfo(ctx, s.clientIP(r), r.UserAgent())
 		return s.authenticated(ctx, tx, a, uid, browser, []string{"pwd", "otp"})
 	})
 	if errors.Is(err, errChallengeExpired) || errors.Is(err, errTooManyCodes) {

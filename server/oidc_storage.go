@@ -113,6 +113,25 @@ const requestColumns = `id, kind, client_id, scopes, redirect_uri, state, nonce,
 
 type rowScanner interface{ Scan(...any) error }
 
+// scanRows reads every row of rows (from a query that failed with err, if
+// it did) with scan, and closes rows: a transaction may use its connection
+// again at once.
+func scanRows[T any](rows *sql.Rows, err error, scan func(rowScanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // scanRequest reads a row selected with requestColumns, then extra columns
 // into extra.
 func (st *opStorage) scanRequest(row rowScanner, extra ...any) (*authRequest, error) {
@@ -231,7 +250,8 @@ func (st *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Aut
 	case used.Valid:
 		if a.sessionID.Valid {
 			err := st.s.st.tx(ctx, func(tx *sql.Tx) error {
-				return st.s.endSessions(ctx, tx, evSessionRevoked, map[string]string{"reason": "code_reuse", "client_id": a.clientID},
+				return st.s.endSessions(ctx, tx, auditEvent{Type: evSessionRevoked,
+					Detail: map[string]string{"reason": "code_reuse", "client_id": a.clientID}},
 					`UPDATE sessions SET revoked_at = ?, revoked_reason = 'reuse'
 					WHERE id = ? AND revoked_at IS NULL RETURNING id, user_id`, st.s.now().Unix(), a.sessionID.String)
 			})

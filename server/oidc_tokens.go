@@ -417,7 +417,8 @@ func (st *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientI
 		return oidc.ErrInvalidClient().WithDescription("The token was not issued to this client.")
 	}
 	err = st.s.st.tx(ctx, func(tx *sql.Tx) error {
-		return st.s.endSessions(ctx, tx, evSessionRevoked, map[string]string{"reason": "oauth_revocation", "client_id": clientID},
+		return st.s.endSessions(ctx, tx, auditEvent{Type: evSessionRevoked,
+			Detail: map[string]string{"reason": "oauth_revocation", "client_id": clientID}},
 			"UPDATE sessions SET revoked_at = ?, revoked_reason = 'revoked' WHERE revoked_at IS NULL AND "+where+" RETURNING id, user_id",
 			st.s.now().Unix(), arg)
 	})
@@ -432,7 +433,7 @@ func (st *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientI
 // sessions with that client.
 func (st *opStorage) TerminateSession(ctx context.Context, userID, clientID string) error {
 	return st.s.st.tx(ctx, func(tx *sql.Tx) error {
-		return st.s.endSessions(ctx, tx, evLogout, map[string]string{"client_id": clientID},
+		return st.s.endSessions(ctx, tx, auditEvent{Type: evLogout, Detail: map[string]string{"client_id": clientID}},
 			`UPDATE sessions SET revoked_at = ?, revoked_reason = 'logout'
 			WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL RETURNING id, user_id`, st.s.now().Unix(), userID, clientID)
 	})

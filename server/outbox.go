@@ -138,22 +138,13 @@ func (s *Server) claimMail(ctx context.Context) ([]queuedMail, error) {
 	now := s.now()
 	var batch []queuedMail
 	err := s.st.tx(ctx, func(tx *sql.Tx) error {
-		batch = batch[:0]
 		rows, err := tx.QueryContext(ctx, `SELECT id, kind, sealed, attempts, created_at, last_error FROM outbox
 			WHERE next_at <= ? ORDER BY next_at, id LIMIT ?`, now.Unix(), outboxBatch)
+		batch, err = scanRows(rows, err, func(row rowScanner) (q queuedMail, err error) {
+			err = row.Scan(&q.id, &q.kind, &q.sealed, &q.attempts, &q.created, &q.lastError)
+			return q, err
+		})
 		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var q queuedMail
-			if err := rows.Scan(&q.id, &q.kind, &q.sealed, &q.attempts, &q.created, &q.lastError); err != nil {
-				rows.Close()
-				return err
-			}
-			batch = append(batch, q)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, q := range batch {

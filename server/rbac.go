@@ -108,19 +108,10 @@ type rowQuerier interface {
 func (s *Server) rolesOf(ctx context.Context, q rowQuerier, uid int64) ([]string, error) {
 	rows, err := q.QueryContext(ctx,
 		"SELECT r.name FROM user_roles u JOIN roles r ON r.name = u.role WHERE u.user_id = ? ORDER BY r.rank", uid)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	roles := []string{}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
-		}
-		roles = append(roles, name)
-	}
-	return roles, rows.Err()
+	return scanRows(rows, err, func(row rowScanner) (name string, err error) {
+		err = row.Scan(&name)
+		return name, err
+	})
 }
 
 // initialRoles gives a new account viewer, and superadmin when it is the

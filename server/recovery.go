@@ -5,15 +5,12 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/latch-dev/latch/mailer"
 )
 
 // Account recovery and verification (issue 15): single-use tokens mailed
@@ -100,11 +97,17 @@ func (s *Server) sendToken(ctx context.Context, tx *sql.Tx, uid int64, username,
 		VALUES (?, ?, ?, ?, ?, ?)`, hashToken(tok), purpose, uid, email, now.Unix(), exp.Unix()); err != nil {
 		return err
 	}
-	return s.mail(ctx, tx, email, username, purpose, map[string]string{
+	return s.mail(ctx, tx, email, username, purpose, s.tokenMail(purpose, tok, exp))
+}
+
+// tokenMail is what the mail carrying tok of purpose, good until exp, says
+// (besides the username every mail gets).
+func (s *Server) tokenMail(purpose, tok string, exp time.Time) map[string]string {
+	return map[string]string{
 		"link":    s.cfg.Issuer + tokenPage(purpose) + "?token=" + url.QueryEscape(tok),
 		"token":   tok,
 		"expires": mailTime(exp),
-	})
+	}
 }
 
 // tokenRow is a stored token, as judged now.
@@ -182,6 +185,12 @@ func (s *Server) mailAllowed(keys ...string) (bool, time.Duration) {
 	return ok, wait
 }
 
+// mailKeys are the mail-limit budgets that a mail of purpose to account
+// uid at address email takes from.
+func mailKeys(purpose string, uid int64, email string) []string {
+	return []string{purpose + "|" + acctKey(uid), purpose + "|email:" + strings.ToLower(email)}
+}
+
 // mailRequest is an unauthenticated request for a mail of purpose (forgot,
 // resend by identifier). It answers nothing: the caller always gets the
 // same 202. Whether or not the identifier names an account, whether or not
@@ -202,7 +211,7 @@ func (s *Server) mailRequest(r *http.Request, identifier, purpose string) error 
 	found := err == nil
 	keys := []string{purpose + "|id:" + strings.ToLower(identifier)}
 	if found {
-		keys = append(keys, purpose+"|"+acctKey(uid), purpose+"|email:"+strings.ToLower(email))
+		keys = append(keys, mailKeys(purpose, uid, email)...)
 	}
 	allowed, _ := s.mailAllowed(keys...)
 	send := found && allowed && !(purpose == purposeVerify && verified)
@@ -238,21 +247,10 @@ func (s *Server) mimicSend(ctx context.Context, tx *sql.Tx, purpose, tok string)
 		SELECT ?, ?, id, ?, ?, ? FROM users WHERE id = -1`, hashToken(tok), purpose, "", now.Unix(), exp.Unix()); err != nil {
 		return err
 	}
-	data := map[string]string{
-		"link":     s.cfg.Issuer + tokenPage(purpose) + "?token=" + url.QueryEscape(tok),
-		"token":    tok,
-		"expires":  mailTime(exp),
-		"username": "nobody",
-	}
-	if _, err := mailer.Render(purpose, "nobody@example.invalid", data); err != nil {
-		return err
-	}
-	plain, err := json.Marshal(data)
-	if err != nil {
-		return err
-	}
-	s.sealer.seal(plain, []byte(purpose))
-	return nil
+	data := s.tokenMail(purpose, tok, exp)
+	data["username"] = "nobody"
+	_, err := s.sealMail(outMail{To: "nobody@example.invalid", Kind: purpose, Data: data})
+	return err
 }
 
 // accepted is the answer of the mail-sending endpoints.

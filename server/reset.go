@@ -87,18 +87,15 @@ func (s *Server) resetPassword(r *http.Request, tok, newPassword, code string) (
 			{"UPDATE users SET password_hash = ?, updated_at = ?, must_reset = 0 WHERE id = ?", []any{hash, now.Unix(), t.uid}},
 			{"UPDATE sessions SET revoked_at = ?, revoked_reason = 'password-reset' WHERE user_id = ? AND revoked_at IS NULL",
 				[]any{now.Unix(), t.uid}},
-			// Logins half-way through with the old password end too, and
-			// so do grants approved but not yet redeemed (a device code not
-			// polled yet, an authorization code not exchanged): redeemed
-			// after the reset, they would open a session it never saw.
-			{"DELETE FROM mfa_challenges WHERE user_id = ?", []any{t.uid}},
-			{`UPDATE oauth_requests SET stage = 'denied', code_expires_at = CASE WHEN code_hash IS NULL THEN code_expires_at ELSE 0 END
-				WHERE user_id = ? AND session_id IS NULL AND stage IN ('mfa', 'consent', 'approved')`, []any{t.uid}},
-			{"DELETE FROM account_tokens WHERE user_id = ? AND purpose = 'password-reset' AND used_at IS NULL", []any{t.uid}},
+			{"DELETE FROM account_tokens WHERE user_id = ? AND purpose = ? AND used_at IS NULL", []any{t.uid, purposeReset}},
 		} {
 			if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
 				return err
 			}
+		}
+		// Logins half-way through with the old password end too.
+		if err := endPendingLogins(ctx, tx, t.uid); err != nil {
+			return err
 		}
 		if err := s.audit(ctx, tx, r, auditEvent{Type: evPasswordReset, UserID: t.uid}); err != nil {
 			return err

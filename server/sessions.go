@@ -101,7 +101,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, invalidRefresh("This refresh token belongs to an OAuth client: redeem it at the token endpoint."))
 		return
 	}
-	sess, outcome, err := s.rotate(withClientInfo(r.Context(), s.clientIP(r), r.UserAgent()), tok)
+	sess, outcome, err := s.rotate(r.Context(), tok)
 	if outcome != "" {
 		s.metrics.refreshes.inc(outcome)
 	}

@@ -99,7 +99,7 @@ func (s *Server) handleEmailResend(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errAlreadyVerified)
 		return
 	}
-	if ok, d := s.mailAllowed(purposeVerify+"|"+acctKey(u.ID), purposeVerify+"|email:"+strings.ToLower(u.Email)); !ok {
+	if ok, d := s.mailAllowed(mailKeys(purposeVerify, u.ID, u.Email)...); !ok {
 		s.writeError(w, r, rateLimited(retrySeconds(d)))
 		return
 	}
@@ -121,20 +121,11 @@ func (s *Server) handleEmailChange(w http.ResponseWriter, r *http.Request, a *au
 		NewEmail string `json:"new_email"`
 		Password string `json:"password"`
 	}
-	if err := decode(w, r, &req); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := s.limit(r, "email-change", acctKey(a.UserID)); err != nil {
-		s.writeError(w, r, err)
+	u, ok := s.ownChange(w, r, a, "email-change", &req)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	u, err := s.loadUser(ctx, a.UserID)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	errs := fieldErrors{}
 	s.policy.checkEmail(req.NewEmail, errs)
 	if errs["email"] != "" {
@@ -150,16 +141,16 @@ func (s *Server) handleEmailChange(w http.ResponseWriter, r *http.Request, a *au
 		s.writeError(w, r, validationProblem(errs))
 		return
 	}
-	if err := s.checkOwnPassword(ctx, a.UserID, req.Password); err != nil {
+	if err := s.checkOwnPassword(ctx, a.UserID, "password", req.Password); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if ok, d := s.mailAllowed(purposeVerify+"|"+acctKey(u.ID), purposeVerify+"|email:"+strings.ToLower(req.NewEmail)); !ok {
+	if ok, d := s.mailAllowed(mailKeys(purposeVerify, u.ID, req.NewEmail)...); !ok {
 		s.writeError(w, r, rateLimited(retrySeconds(d)))
 		return
 	}
 	ci := s.requestClient(r)
-	err = s.st.tx(ctx, func(tx *sql.Tx) error {
+	err := s.st.tx(ctx, func(tx *sql.Tx) error {
 		var owner int64
 		err := tx.QueryRowContext(ctx, "SELECT id FROM users WHERE email = ?", req.NewEmail).Scan(&owner)
 		switch {
@@ -211,9 +202,30 @@ func (s *Server) accountExists(ctx context.Context, tx *sql.Tx, owner int64) err
 	return s.mail(ctx, tx, email, username, "account-exists", nil)
 }
 
+// ownChange begins a change the signed-in user makes to their account
+// (password, email): it reads the body into req, applies the endpoint's
+// limits per IP and per account, and loads the account. When it reports
+// false it has answered the request.
+func (s *Server) ownChange(w http.ResponseWriter, r *http.Request, a *auth, endpoint string, req any) (*user, bool) {
+	err := decode(w, r, req)
+	if err == nil {
+		err = s.limit(r, endpoint, acctKey(a.UserID))
+	}
+	var u *user
+	if err == nil {
+		u, err = s.loadUser(r.Context(), a.UserID)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, false
+	}
+	return u, true
+}
+
 // checkOwnPassword checks the signed-in user's password, for a change that
-// needs it again.
-func (s *Server) checkOwnPassword(ctx context.Context, uid int64, password string) error {
+// needs it again; what names it in the refusal ("password", "current
+// password").
+func (s *Server) checkOwnPassword(ctx context.Context, uid int64, what, password string) error {
 	var hash string
 	if err := s.st.db.QueryRowContext(ctx, "SELECT password_hash FROM users WHERE id = ?", uid).Scan(&hash); err != nil {
 		return err
@@ -223,7 +235,7 @@ func (s *Server) checkOwnPassword(ctx context.Context, uid int64, password strin
 		return err
 	}
 	if !ok {
-		return newProblem(http.StatusUnauthorized, probCredentials, "Invalid credentials", "The password is wrong.")
+		return newProblem(http.StatusUnauthorized, probCredentials, "Invalid credentials", "The "+what+" is wrong.")
 	}
 	return nil
 }
