@@ -183,7 +183,7 @@ func newAdminRoleCmd(g *globals, grant bool) *cobra.Command {
 		Short:     short,
 		Example:   fmt.Sprintf("  latch admin roles %s alice editor", use),
 		Args:      cobra.ExactArgs(2),
-		ValidArgs: []string{"viewer", "editor", "admin", "superadmin"},
+		ValidArgs: flows.Roles,
 		RunE: g.withEnv(func(ctx context.Context, e *flows.Env, args []string) error {
 			roles, err := e.SetRole(ctx, g.profile, args[0], args[1], grant)
 			if err != nil {

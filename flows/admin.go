@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/latch-dev/latch/client"
@@ -12,6 +13,16 @@ import (
 // and audit log: thin, UI-agnostic wrappers over the client that add the
 // profile's token (rotating once on a refused one) and turn a user's name
 // into the account id the admin API wants.
+
+// Roles are latch serve's built-in roles, least privileged first (the
+// server's own list is server/rbac.go; these are what the front ends offer).
+var Roles = []string{"viewer", "editor", "admin", "superadmin"}
+
+// IsAdmin reports whether roles may administer accounts (admin or above);
+// the server checks again on every call.
+func IsAdmin(roles []string) bool {
+	return slices.Contains(roles, "admin") || slices.Contains(roles, "superadmin")
+}
 
 // Notes lists every note the profile may read, newest first.
 func (e *Env) Notes(ctx context.Context, profile string) ([]client.Note, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -419,7 +418,7 @@ func indentAfterFirst(s string, n int) string {
 // admin reports whether the profile's recorded roles may administer users;
 // the server checks again on every call.
 func (d *dashboard) admin() bool {
-	return slices.Contains(d.profile.Roles, "admin") || slices.Contains(d.profile.Roles, "superadmin")
+	return flows.IsAdmin(d.profile.Roles)
 }
 
 // auditKeys are the Activity key and, for administrators, the Users key.

@@ -14,9 +14,6 @@ import (
 	"github.com/latch-dev/latch/vault"
 )
 
-// roleOrder is latch serve's roles, least privileged first.
-var roleOrder = []string{"viewer", "editor", "admin", "superadmin"}
-
 // users is the administrators' screen: list and search the accounts, lock
 // or unlock one, grant the next role up or revoke the highest, each after
 // asking. The server checks every permission; this screen only asks.
@@ -178,22 +175,22 @@ func (u *users) lockQuestion() (string, string, func(ctx context.Context) error)
 func (u *users) roleQuestion(grant bool) (string, string, func(ctx context.Context) error) {
 	target, name := u.list[u.cursor], u.profile.Name
 	top := -1
-	for i, r := range roleOrder {
+	for i, r := range flows.Roles {
 		if slices.Contains(target.Roles, r) {
 			top = i
 		}
 	}
 	var role, q string
 	switch {
-	case grant && top == len(roleOrder)-1:
+	case grant && top == len(flows.Roles)-1:
 		return "", "", nil
 	case grant:
-		role = roleOrder[top+1]
+		role = flows.Roles[top+1]
 		q = fmt.Sprintf("Grant %s the role %s? It applies at their next token refresh.", target.Username, role)
 	case top < 0:
 		return "", "", nil
 	default:
-		role = roleOrder[top]
+		role = flows.Roles[top]
 		q = fmt.Sprintf("Revoke %s's role %s? Their sessions end.", target.Username, role)
 	}
 	done := fmt.Sprintf("%s: %s granted.", target.Username, role)
